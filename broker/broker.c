@@ -1,0 +1,759 @@
+/* The broker's lifecycle and its scheduler thread.  Upstream I/O never runs
+ * with b->lock held, so the FUSE side and the control socket are never
+ * blocked by a slow backend (invariant 3); a revoke that lands while an
+ * issue is in flight bumps the secret's generation, and the late credential
+ * is revoked instead of published (invariant 5). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "broker_int.h"
+#include "fs.h"
+#include "log.h"
+
+uint32_t broker_random(void)
+{
+	uint32_t v = 0;
+
+	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+		v = (uint32_t)clock_mono(clock_system());
+	return v;
+}
+
+int broker_schedule(struct broker *b, size_t slot, enum sched_kind kind,
+		    uint64_t deadline, uint64_t tag)
+{
+	struct sched_job job = {
+		.deadline = deadline,
+		.slot = (uint32_t)slot,
+		.kind = kind,
+		.tag = tag,
+	};
+	int r;
+
+	if (kind == SCHED_REFRESH)
+		(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_REFRESH);
+	r = sched_push(b->sched, &job);
+	if (r < 0)
+		log_warnx("event=schedule_failed secret=%s errno=%d",
+			  b->secrets[slot].cfg->name, -r);
+	pthread_cond_signal(&b->wake);
+	return r;
+}
+
+/* Wall-clock instants from upstreams become monotonic deadlines once, here. */
+static uint64_t broker_wall_to_mono(struct broker *b, int64_t wall)
+{
+	int64_t now_wall = clock_wall(b->clk);
+	uint64_t now = clock_mono(b->clk);
+
+	if (wall <= now_wall)
+		return now;
+	return now + (uint64_t)(wall - now_wall);
+}
+
+static int broker_lease_json(const struct broker_secret *s, uint64_t seq,
+			     const struct lease *lease, struct secret **ret)
+{
+	char issued[40], expires[40], max[40];
+	json_t *obj;
+	char *text;
+	int r;
+
+	clock_format_rfc3339(lease->issued_wall, issued, sizeof(issued));
+	clock_format_rfc3339(lease->expires_wall, expires, sizeof(expires));
+	clock_format_rfc3339(lease->max_wall, max, sizeof(max));
+	obj = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:b}", "secret",
+			s->cfg->name, "version", (json_int_t)seq, "lease_id",
+			lease->id, "backend", s->ops->type, "issued", issued,
+			"expires", expires, "max_expires", max, "renewable",
+			lease->renewable);
+	if (obj == NULL)
+		return -ENOMEM;
+	text = json_dumps(obj, JSON_INDENT(2));
+	json_decref(obj);
+	if (text == NULL)
+		return -ENOMEM;
+	r = secret_from(text, strlen(text), ret);
+	free(text);
+	return r;
+}
+
+/* Renders every configured file of one credential into a new version. */
+static int broker_build_version(struct broker *b, struct broker_secret *s,
+				uint64_t seq, const struct lease *lease,
+				const struct kv *values, struct version **ret,
+				struct errmsg *err)
+{
+	const char *const *defaults = s->ops->default_files;
+	struct version *v = NULL;
+	struct secret *data;
+	size_t i, count;
+	int r;
+
+	r = version_new(seq, broker_wall_to_mono(b, lease->expires_wall), &v);
+	if (r < 0)
+		return r;
+	count = s->cfg->file_count;
+	if (count == 0)
+		while (defaults[count] != NULL)
+			count++;
+	for (i = 0; i < count; i++) {
+		const char *spec = s->cfg->file_count ? s->cfg->files[i] :
+							defaults[i];
+
+		r = render_file(spec, values, s->ops->env_names, &data, err);
+		if (r < 0)
+			goto fail;
+		r = version_add_file(v, spec, data);
+		if (r < 0)
+			goto fail;
+	}
+	r = broker_lease_json(s, seq, lease, &data);
+	if (r < 0)
+		goto fail;
+	r = version_add_file(v, ".lease.json", data);
+	if (r < 0)
+		goto fail;
+	*ret = v;
+	return 0;
+fail:
+	version_unref(v);
+	return r;
+}
+
+/* Keeps a superseded lease so it can be revoked once it expires.  When the
+ * list is full the oldest is revoked right away by the caller's next
+ * retire job; dropping it silently would leak a live role. */
+static void broker_retire(struct broker *b, size_t slot,
+			  const struct lease *lease, uint64_t deadline)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	struct retired_lease *rl;
+
+	if (s->retired_count == BROKER_MAX_RETIRED)
+		deadline = clock_mono(b->clk);
+	if (s->retired_count == BROKER_MAX_RETIRED)
+		return (void)broker_schedule(b, slot, SCHED_RETIRE, deadline,
+					     s->retired[0].id);
+	rl = &s->retired[s->retired_count++];
+	rl->lease = *lease;
+	rl->id = ++b->next_retired_id;
+	rl->failures = 0;
+	(void)broker_schedule(b, slot, SCHED_RETIRE, deadline, rl->id);
+}
+
+static bool broker_retryable(int r)
+{
+	return r != -EINVAL && r != -EPERM && r != -EACCES;
+}
+
+static void broker_failed(struct broker *b, size_t slot, const char *what,
+			  int r, const struct errmsg *err)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	uint64_t delay = sched_backoff(s->failures, broker_random());
+
+	s->failures++;
+	(void)snprintf(s->last_error, sizeof(s->last_error), "%s: %s", what,
+		       err->text);
+	log_warnx("event=%s_failed secret=%s errno=%d attempt=%u "
+		  "retry_in_ms=%llu retryable=%s error=\"%s\"",
+		  what, s->cfg->name, -r, s->failures,
+		  (unsigned long long)(delay / 1000),
+		  broker_retryable(r) ? "yes" : "no", err->text);
+	(void)broker_schedule(b, slot, SCHED_REFRESH,
+			      clock_mono(b->clk) + delay, 0);
+}
+
+/* Publishes a version of the current lease and schedules what follows:
+ * the next refresh at ~2/3 of its remaining life, and its expiry. */
+static int broker_publish(struct broker *b, size_t slot, const struct kv *values,
+			  struct errmsg *err)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	uint64_t now = clock_mono(b->clk), expires;
+	struct version *v;
+	int r;
+
+	r = broker_build_version(b, s, s->version_seq + 1, &s->lease, values,
+				 &v, err);
+	if (r < 0)
+		return r;
+	r = store_publish(b->store, slot, v);
+	expires = version_expires(v);
+	version_unref(v);
+	if (r < 0)
+		return errmsg_set(err, r, "publish failed");
+	s->version_seq++;
+	s->state = SECRET_ACTIVE;
+	(void)broker_schedule(b, slot, SCHED_EXPIRE, expires, 0);
+	(void)broker_schedule(b, slot, SCHED_REFRESH,
+			      s->force_rotate ? now :
+			      sched_renew_at(now, expires, broker_random()), 0);
+	pthread_cond_broadcast(&b->changed);
+	return 0;
+}
+
+/* A new credential: issue upstream, then publish unless a revoke or a stop
+ * came in meanwhile, in which case the fresh credential is revoked. */
+static void broker_do_issue(struct broker *b, size_t slot)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	struct backend_issue_request req = {
+		.secret_name = s->cfg->name,
+		.secret_cfg = s->cfg->backend_cfg,
+		.now_wall = clock_wall(b->clk),
+		.ttl_usec = s->cfg->ttl_usec,
+		.max_ttl_usec = s->cfg->max_ttl_usec,
+	};
+	uint64_t gen = s->generation;
+	struct errmsg err = {{0}};
+	struct kv values;
+	struct lease lease;
+	int r;
+
+	memset(&values, 0, sizeof(values));
+	memset(&lease, 0, sizeof(lease));
+	pthread_mutex_unlock(&b->lock);
+	r = s->ops->issue(s->backend, &req, &lease, &values, &err);
+	pthread_mutex_lock(&b->lock);
+	if (r < 0) {
+		broker_failed(b, slot, "issue", r, &err);
+		goto out;
+	}
+	if (gen != s->generation || s->state == SECRET_FROZEN || b->stopping) {
+		pthread_mutex_unlock(&b->lock);
+		(void)s->ops->revoke(s->backend, &lease, &err);
+		pthread_mutex_lock(&b->lock);
+		log_info("event=issue_discarded secret=%s lease=%s "
+			 "reason=revoked_meanwhile", s->cfg->name, lease.id);
+		goto out;
+	}
+	if (s->has_lease)
+		broker_retire(b, slot, &s->lease,
+			      broker_wall_to_mono(b, s->lease.expires_wall));
+	s->lease = lease;
+	s->has_lease = true;
+	s->force_rotate = false;
+	kv_clear(&s->values);
+	s->values = values;
+	values.count = 0;
+	r = broker_publish(b, slot, &s->values, &err);
+	if (r < 0) {
+		broker_failed(b, slot, "render", r, &err);
+		goto out;
+	}
+	s->failures = 0;
+	s->last_error[0] = '\0';
+	s->rotations++;
+	log_info("event=issued secret=%s version=%llu lease=%s ttl_s=%lld",
+		 s->cfg->name, (unsigned long long)s->version_seq, lease.id,
+		 (long long)((lease.expires_wall - lease.issued_wall) / 1000000));
+out:
+	kv_clear(&values);
+}
+
+/* Renewal moves the same credential's expiry; the files keep their bytes,
+ * but a new version carries the new expiry in .lease.json. */
+static void broker_do_renew(struct broker *b, size_t slot)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	int64_t want = clock_wall(b->clk) + (int64_t)s->cfg->ttl_usec;
+	struct lease lease = s->lease;
+	uint64_t gen = s->generation;
+	struct errmsg err = {{0}};
+	int r;
+
+	if (want > lease.max_wall)
+		want = lease.max_wall;
+	pthread_mutex_unlock(&b->lock);
+	r = s->ops->renew(s->backend, s->cfg->backend_cfg, &lease, want, &err);
+	pthread_mutex_lock(&b->lock);
+	if (gen != s->generation || !s->has_lease ||
+	    strcmp(lease.id, s->lease.id) != 0)
+		return;
+	if (r == -ENOENT) {
+		/* The credential vanished upstream: get a new one now. */
+		log_warnx("event=lease_gone secret=%s lease=%s", s->cfg->name,
+			  lease.id);
+		s->has_lease = false;
+		(void)broker_schedule(b, slot, SCHED_REFRESH, clock_mono(b->clk),
+				      0);
+		return;
+	}
+	if (r < 0)
+		return broker_failed(b, slot, "renew", r, &err);
+	s->lease.expires_wall = lease.expires_wall;
+	r = broker_publish(b, slot, &s->values, &err);
+	if (r < 0)
+		return broker_failed(b, slot, "render", r, &err);
+	s->failures = 0;
+	s->last_error[0] = '\0';
+	s->renewals++;
+	log_info("event=renewed secret=%s version=%llu lease=%s",
+		 s->cfg->name, (unsigned long long)s->version_seq, lease.id);
+}
+
+/* Renew while renewal still buys a whole TTL; once the max TTL is near,
+ * issue a fresh credential so the old one still has about a third of its
+ * life left when the app switches over. */
+static bool broker_should_rotate(struct broker *b, const struct broker_secret *s)
+{
+	int64_t now = clock_wall(b->clk);
+
+	if (!s->has_lease || s->force_rotate || !s->lease.renewable)
+		return true;
+	return s->lease.max_wall - now < (int64_t)s->cfg->ttl_usec;
+}
+
+static void broker_job_refresh(struct broker *b, size_t slot)
+{
+	struct broker_secret *s = &b->secrets[slot];
+
+	if (s->state == SECRET_FROZEN)
+		return;
+	if (broker_should_rotate(b, s))
+		broker_do_issue(b, slot);
+	else
+		broker_do_renew(b, slot);
+}
+
+/* Hard expiry: the store drops every version past its expiry (readers see
+ * ENOENT, open handles EIO); an expired current lease is retired at once. */
+static void broker_job_expire(struct broker *b, size_t slot)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	size_t dropped;
+
+	pthread_mutex_unlock(&b->lock);
+	dropped = store_expire(b->store, slot);
+	pthread_mutex_lock(&b->lock);
+	if (!s->has_lease || s->lease.expires_wall > clock_wall(b->clk))
+		return;
+	log_warnx("event=expired secret=%s lease=%s versions_dropped=%zu",
+		  s->cfg->name, s->lease.id, dropped);
+	s->has_lease = false;
+	kv_clear(&s->values);
+	if (s->state == SECRET_ACTIVE)
+		s->state = SECRET_PENDING;
+	broker_retire(b, slot, &s->lease, clock_mono(b->clk));
+	pthread_cond_broadcast(&b->changed);
+}
+
+static struct retired_lease *broker_find_retired(struct broker_secret *s,
+						 uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < s->retired_count; i++)
+		if (s->retired[i].id == id)
+			return &s->retired[i];
+	return NULL;
+}
+
+/* Revokes a superseded lease upstream once it has expired. */
+static void broker_job_retire(struct broker *b, size_t slot, uint64_t id)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	struct errmsg err = {{0}};
+	struct retired_lease *rl;
+	struct lease lease;
+	uint64_t delay;
+	int r;
+
+	rl = broker_find_retired(s, id);
+	if (rl == NULL)
+		return;
+	lease = rl->lease;
+	pthread_mutex_unlock(&b->lock);
+	r = s->ops->revoke(s->backend, &lease, &err);
+	pthread_mutex_lock(&b->lock);
+	rl = broker_find_retired(s, id);
+	if (rl == NULL)
+		return;
+	if (r < 0) {
+		delay = sched_backoff(rl->failures++, broker_random());
+		log_warnx("event=retire_failed secret=%s lease=%s errno=%d "
+			  "retry_in_ms=%llu error=\"%s\"", s->cfg->name,
+			  lease.id, -r, (unsigned long long)(delay / 1000),
+			  err.text);
+		(void)broker_schedule(b, slot, SCHED_RETIRE,
+				      clock_mono(b->clk) + delay, id);
+		return;
+	}
+	log_info("event=retired secret=%s lease=%s", s->cfg->name, lease.id);
+	*rl = s->retired[--s->retired_count];
+}
+
+static void broker_run_job(struct broker *b, const struct sched_job *job)
+{
+	switch (job->kind) {
+	case SCHED_REFRESH:
+		broker_job_refresh(b, job->slot);
+		break;
+	case SCHED_EXPIRE:
+		broker_job_expire(b, job->slot);
+		break;
+	case SCHED_RETIRE:
+		broker_job_retire(b, job->slot, job->tag);
+		break;
+	}
+}
+
+static void broker_wait(struct broker *b, uint64_t deadline)
+{
+	struct timespec ts;
+
+	if (deadline == UINT64_MAX) {
+		pthread_cond_wait(&b->wake, &b->lock);
+		return;
+	}
+	/* The condition variable runs on CLOCK_MONOTONIC, the same clock as
+	 * the system clock's mono(); a jump of the wall clock cannot stall
+	 * or rush renewals. */
+	ts.tv_sec = (time_t)(deadline / USEC_PER_SEC);
+	ts.tv_nsec = (long)(deadline % USEC_PER_SEC) * 1000;
+	(void)pthread_cond_timedwait(&b->wake, &b->lock, &ts);
+}
+
+static void *broker_thread(void *arg)
+{
+	struct broker *b = arg;
+	struct sched_job job;
+
+	pthread_mutex_lock(&b->lock);
+	while (!b->stopping) {
+		if (sched_pop_due(b->sched, clock_mono(b->clk), &job)) {
+			broker_run_job(b, &job);
+			continue;
+		}
+		broker_wait(b, sched_peek(b->sched, &job) ? job.deadline :
+							     UINT64_MAX);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+static int broker_init_sync(struct broker *b)
+{
+	pthread_condattr_t attr;
+	int r = -ENOMEM;
+
+	if (pthread_condattr_init(&attr) != 0)
+		return -ENOMEM;
+	if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0)
+		goto out;
+	if (pthread_cond_init(&b->wake, &attr) != 0)
+		goto out;
+	if (pthread_cond_init(&b->changed, &attr) != 0) {
+		pthread_cond_destroy(&b->wake);
+		goto out;
+	}
+	pthread_mutex_init(&b->lock, NULL);
+	r = 0;
+out:
+	pthread_condattr_destroy(&attr);
+	return r;
+}
+
+static int broker_make_store(struct broker *b)
+{
+	struct store_slot_info *slots;
+	size_t i;
+	int r;
+
+	slots = calloc(b->cfg->secret_count, sizeof(*slots));
+	if (slots == NULL)
+		return -ENOMEM;
+	for (i = 0; i < b->cfg->secret_count; i++) {
+		const struct config_secret *cs = &b->cfg->secrets[i];
+
+		(void)snprintf(slots[i].name, sizeof(slots[i].name), "%s",
+			       cs->name);
+		slots[i].uid = cs->uid;
+		slots[i].gid = cs->gid;
+		slots[i].mode = cs->mode;
+		slots[i].reader_count = cs->reader_count ? cs->reader_count :
+							   b->cfg->reader_count;
+		memcpy(slots[i].readers,
+		       cs->reader_count ? cs->readers : b->cfg->readers,
+		       slots[i].reader_count * sizeof(uid_t));
+	}
+	r = store_new(slots, b->cfg->secret_count, b->clk, &b->store);
+	free(slots);
+	return r;
+}
+
+static int broker_make_backends(struct broker *b, struct errmsg *err)
+{
+	size_t i;
+	int r;
+
+	b->backends = calloc(b->cfg->backend_count ? b->cfg->backend_count : 1,
+			     sizeof(*b->backends));
+	if (b->backends == NULL)
+		return -ENOMEM;
+	b->backend_count = b->cfg->backend_count;
+	for (i = 0; i < b->backend_count; i++) {
+		const struct config_backend *cb = &b->cfg->backends[i];
+
+		r = cb->ops->create(cb->cfg, &b->backends[i]);
+		if (r < 0)
+			return errmsg_set(err, r, "backends.%s: cannot create "
+					  "(%s)", cb->name, strerror(-r));
+	}
+	for (i = 0; i < b->cfg->secret_count; i++) {
+		struct broker_secret *s = &b->secrets[i];
+
+		s->cfg = &b->cfg->secrets[i];
+		s->backend = b->backends[s->cfg->backend];
+		s->ops = b->cfg->backends[s->cfg->backend].ops;
+	}
+	return 0;
+}
+
+int broker_new(struct config *cfg, const struct clock *clk,
+	       struct broker **ret, struct errmsg *err)
+{
+	struct broker *b;
+	int r = -ENOMEM;
+
+	b = calloc(1, sizeof(*b));
+	if (b == NULL) {
+		config_free(cfg);
+		return errmsg_set(err, -ENOMEM, "out of memory");
+	}
+	b->cfg = cfg;
+	b->clk = clk;
+	b->secrets = calloc(cfg->secret_count ? cfg->secret_count : 1,
+			    sizeof(*b->secrets));
+	if (b->secrets == NULL || broker_init_sync(b) < 0)
+		goto fail_early;
+	r = sched_new(&b->sched);
+	if (r < 0)
+		goto fail;
+	r = broker_make_store(b);
+	if (r < 0)
+		goto fail;
+	r = fs_new(b->store, &b->fs);
+	if (r < 0)
+		goto fail;
+	store_set_listener(b->store, fs_invalidate, b->fs);
+	r = broker_make_backends(b, err);
+	if (r < 0)
+		goto fail;
+	*ret = b;
+	return 0;
+fail:
+	broker_free(b);
+	if (err != NULL && err->text[0] == '\0')
+		(void)errmsg_set(err, r, "cannot set up the broker: %s",
+				 strerror(-r));
+	return r;
+fail_early:
+	free(b->secrets);
+	free(b);
+	config_free(cfg);
+	return errmsg_set(err, r, "out of memory");
+}
+
+static int broker_login_all(struct broker *b, struct errmsg *err)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < b->backend_count; i++) {
+		const struct config_backend *cb = &b->cfg->backends[i];
+
+		r = cb->ops->login(b->backends[i], err);
+		if (r < 0)
+			return errmsg_prefix(err, r, "backends.%s: login failed",
+					     cb->name);
+		log_info("event=login backend=%s type=%s", cb->name,
+			 cb->ops->type);
+	}
+	return 0;
+}
+
+int broker_start(struct broker *b, struct errmsg *err)
+{
+	size_t i;
+	int r;
+
+	r = broker_login_all(b, err);
+	if (r < 0)
+		return r;
+	if (b->cfg->mount_fd_socket[0] != '\0')
+		r = fs_mount_from_socket(b->fs, b->cfg->mount_fd_socket, err);
+	else
+		r = fs_mount(b->fs, b->cfg->mount_path, err);
+	if (r < 0)
+		return r;
+	r = fs_start(b->fs);
+	if (r < 0)
+		return errmsg_set(err, r, "cannot start the FUSE thread");
+	r = control_start(b->cfg->control_socket, b->cfg->responders,
+			  b->cfg->responder_count, broker_control, b,
+			  &b->control, err);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&b->lock);
+	for (i = 0; i < b->cfg->secret_count; i++)
+		(void)broker_schedule(b, i, SCHED_REFRESH, clock_mono(b->clk), 0);
+	pthread_mutex_unlock(&b->lock);
+	r = -pthread_create(&b->thread, NULL, broker_thread, b);
+	if (r < 0)
+		return errmsg_set(err, r, "cannot start the scheduler thread");
+	b->thread_started = true;
+	log_info("event=started mount=%s secrets=%zu control=%s",
+		 b->cfg->mount_path, b->cfg->secret_count,
+		 b->cfg->control_socket);
+	return 0;
+}
+
+/* At exit every lease this broker holds is revoked upstream: a sidecar that
+ * goes away should not leave live credentials behind (Vault Agent does,
+ * hashicorp/vault#6492). */
+static void broker_revoke_on_exit(struct broker *b)
+{
+	struct errmsg err = {{0}};
+	json_t *report;
+	size_t i;
+	int r;
+
+	for (i = 0; i < b->cfg->secret_count; i++) {
+		report = NULL;
+		(void)broker_revoke_slot(b, i, &report);
+		json_decref(report);
+	}
+	for (i = 0; i < b->backend_count; i++) {
+		r = b->cfg->backends[i].ops->revoke_all(b->backends[i], &err);
+		if (r < 0)
+			log_warnx("event=revoke_all_failed backend=%s "
+				  "error=\"%s\"", b->cfg->backends[i].name,
+				  err.text);
+	}
+}
+
+void broker_stop(struct broker *b)
+{
+	size_t i;
+
+	pthread_mutex_lock(&b->lock);
+	if (b->stopped) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	b->stopping = true;
+	b->stopped = true;
+	pthread_cond_broadcast(&b->wake);
+	pthread_cond_broadcast(&b->changed);
+	pthread_mutex_unlock(&b->lock);
+	if (b->thread_started)
+		pthread_join(b->thread, NULL);
+	control_stop(b->control);
+	b->control = NULL;
+	if (b->cfg->revoke_on_exit && b->thread_started)
+		broker_revoke_on_exit(b);
+	for (i = 0; i < b->cfg->secret_count; i++)
+		store_kill_slot(b->store, i);
+	fs_stop(b->fs);
+	log_info("event=stopped");
+}
+
+void broker_free(struct broker *b)
+{
+	size_t i;
+
+	if (b == NULL)
+		return;
+	broker_stop(b);
+	fs_free(b->fs);
+	store_free(b->store);
+	for (i = 0; i < b->cfg->secret_count; i++)
+		kv_clear(&b->secrets[i].values);
+	for (i = 0; i < b->backend_count; i++)
+		if (b->backends[i] != NULL)
+			b->cfg->backends[i].ops->destroy(b->backends[i]);
+	free(b->backends);
+	sched_free(b->sched);
+	pthread_cond_destroy(&b->wake);
+	pthread_cond_destroy(&b->changed);
+	pthread_mutex_destroy(&b->lock);
+	free(b->secrets);
+	config_free(b->cfg);
+	free(b);
+}
+
+/* Takes every lease of slot out of the scheduler's hands and freezes it;
+ * returns how many leases were taken into leases[]. */
+static size_t broker_take_leases(struct broker *b, size_t slot,
+				 struct lease *leases)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	size_t i, n = 0;
+
+	s->state = SECRET_FROZEN;
+	s->generation++;
+	s->force_rotate = false;
+	if (s->has_lease)
+		leases[n++] = s->lease;
+	for (i = 0; i < s->retired_count; i++)
+		leases[n++] = s->retired[i].lease;
+	s->has_lease = false;
+	s->retired_count = 0;
+	kv_clear(&s->values);
+	(void)sched_cancel(b->sched, (uint32_t)slot, -1);
+	pthread_cond_broadcast(&b->changed);
+	return n;
+}
+
+/* Revocation wins (invariant 5): the files vanish and the bytes are wiped
+ * before any upstream call, so a hung upstream cannot delay the hiding. */
+int broker_revoke_slot(struct broker *b, size_t slot, json_t **result)
+{
+	struct lease leases[BROKER_MAX_RETIRED + 1];
+	struct broker_secret *s = &b->secrets[slot];
+	json_t *list = json_array();
+	bool confirmed = true;
+	struct errmsg err;
+	uint64_t start;
+	size_t i, n;
+	int r;
+
+	pthread_mutex_lock(&b->lock);
+	n = broker_take_leases(b, slot, leases);
+	pthread_mutex_unlock(&b->lock);
+	store_kill_slot(b->store, slot);
+	for (i = 0; i < n; i++) {
+		err.text[0] = '\0';
+		start = clock_mono(b->clk);
+		r = s->ops->revoke(s->backend, &leases[i], &err);
+		(void)json_array_append_new(list, json_pack("{s:s, s:b, s:s, s:I}",
+			"lease_id", leases[i].id, "confirmed", r == 0, "error",
+			r == 0 ? "" : err.text, "ms",
+			(json_int_t)((clock_mono(b->clk) - start) / 1000)));
+		if (r == 0) {
+			log_info("event=revoked secret=%s lease=%s",
+				 s->cfg->name, leases[i].id);
+			continue;
+		}
+		confirmed = false;
+		log_warnx("event=revoke_failed secret=%s lease=%s errno=%d "
+			  "error=\"%s\"", s->cfg->name, leases[i].id, -r,
+			  err.text);
+		pthread_mutex_lock(&b->lock);
+		broker_retire(b, slot, &leases[i], clock_mono(b->clk) +
+			      sched_backoff(0, broker_random()));
+		pthread_mutex_unlock(&b->lock);
+	}
+	log_info("event=frozen secret=%s leases=%zu confirmed=%s", s->cfg->name,
+		 n, confirmed ? "yes" : "no");
+	*result = json_pack("{s:s, s:b, s:o}", "name", s->cfg->name,
+			    "confirmed", confirmed, "leases", list);
+	return confirmed ? 0 : -EIO;
+}

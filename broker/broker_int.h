@@ -1,0 +1,89 @@
+/* Shared between broker.c (lifecycle and scheduler thread) and
+ * broker_ctl.c (control-socket commands).  Not a public header. */
+#ifndef CREDBROKER_BROKER_INT_H
+#define CREDBROKER_BROKER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "broker.h"
+#include "control.h"
+#include "scheduler.h"
+#include "store.h"
+
+#define BROKER_MAX_RETIRED 8
+#define BROKER_ROTATE_WAIT_USEC (30ULL * USEC_PER_SEC)
+
+enum secret_state {
+	SECRET_PENDING,		/* no credential yet (or expired) */
+	SECRET_ACTIVE,		/* a live credential is published */
+	SECRET_FROZEN,		/* revoked; nothing is fetched until unfreeze */
+};
+
+/* A superseded or expired lease still to be revoked upstream. */
+struct retired_lease {
+	struct lease lease;
+	uint64_t id;
+	unsigned failures;
+};
+
+/* One configured secret.  Every field below cfg is protected by
+ * broker.lock; upstream I/O runs with the lock released, and "generation"
+ * tells the scheduler that a revoke happened meanwhile. */
+struct broker_secret {
+	const struct config_secret *cfg;
+	struct backend *backend;
+	const struct backend_ops *ops;
+	enum secret_state state;
+	bool has_lease;
+	struct lease lease;
+	struct kv values;		/* the current credential's values */
+	uint64_t version_seq;		/* last published store version */
+	uint64_t generation;		/* bumps with every revoke */
+	bool force_rotate;
+	unsigned failures;
+	char last_error[ERRMSG_MAX + 32];
+	uint64_t rotations;
+	uint64_t renewals;
+	size_t retired_count;
+	struct retired_lease retired[BROKER_MAX_RETIRED];
+};
+
+struct broker {
+	struct config *cfg;
+	const struct clock *clk;
+	struct store *store;
+	struct fs *fs;
+	struct control *control;
+	size_t backend_count;
+	struct backend **backends;
+	struct broker_secret *secrets;
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;		/* CLOCK_MONOTONIC; scheduler waits */
+	pthread_cond_t changed;		/* a secret's state changed */
+	struct sched *sched;
+	uint64_t next_retired_id;
+	bool thread_started;
+	bool stopping;
+	bool stopped;
+	pthread_t thread;
+};
+
+/* Called with b->lock held.  A slot has at most one pending refresh:
+ * scheduling one replaces the previous. */
+int broker_schedule(struct broker *b, size_t slot, enum sched_kind kind,
+		    uint64_t deadline, uint64_t tag);
+/* Revokes slot upstream and in memory and freezes it; fills *result with a
+ * per-lease report.  Returns 0 when every revocation was confirmed, -EIO
+ * when some were not. */
+int broker_revoke_slot(struct broker *b, size_t slot, json_t **result);
+uint32_t broker_random(void);
+
+/* broker_ctl.c: the control-socket handler. */
+json_t *broker_control(void *arg, const struct control_peer *peer,
+		       const json_t *request);
+
+#endif

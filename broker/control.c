@@ -1,0 +1,468 @@
+/* The control socket, in the manner of ssh-agent: the socket is created
+ * under a tight umask, every peer's uid is checked with SO_PEERCRED, and a
+ * message has a hard size cap.  A thread per connection (bounded) keeps one
+ * slow or hostile client from blocking a responder's revoke. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "log.h"
+
+struct control {
+	int listen_fd;
+	int stop_fd;			/* eventfd: wakes the accept loop */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	size_t allowed_count;
+	uid_t *allowed;
+	control_handler handler;
+	void *arg;
+	pthread_t thread;
+	pthread_mutex_t lock;		/* protects clients */
+	pthread_cond_t idle;
+	unsigned clients;
+};
+
+struct control_client {
+	struct control *ctl;
+	int fd;
+	struct control_peer peer;
+};
+
+static int control_addr(const char *path, struct sockaddr_un *addr)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(addr->sun_path))
+		return -ENAMETOOLONG;
+	memcpy(addr->sun_path, path, strlen(path) + 1);
+	return 0;
+}
+
+/* Reads up to the first newline; returns the length, -EMSGSIZE past the
+ * cap, -ETIMEDOUT, -EPROTO on a connection closed before a newline. */
+static ssize_t control_read_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	size_t len = 0;
+	ssize_t n;
+	int r;
+
+	while (len < cap) {
+		r = poll(&pfd, 1, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r == 0 ? -ETIMEDOUT : -errno;
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EPROTO;
+		if (memchr(buf + len, '\n', (size_t)n) != NULL)
+			return (ssize_t)((char *)memchr(buf + len, '\n',
+							(size_t)n) - buf);
+		len += (size_t)n;
+	}
+	return -EMSGSIZE;
+}
+
+static int control_write_all(int fd, const char *buf, size_t len,
+			     int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	ssize_t n;
+	int r;
+
+	while (len > 0) {
+		r = poll(&pfd, 1, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r == 0 ? -ETIMEDOUT : -errno;
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int control_send_json(int fd, json_t *obj, int timeout_ms)
+{
+	char *text = json_dumps(obj, JSON_COMPACT);
+	size_t len;
+	int r;
+
+	if (text == NULL)
+		return -ENOMEM;
+	len = strlen(text);
+	text[len] = '\n';	/* json_dumps leaves room: replace the NUL */
+	r = control_write_all(fd, text, len + 1, timeout_ms);
+	free(text);
+	return r;
+}
+
+/* The command name of a process, made safe to print inside quotes. */
+static void control_peer_comm(pid_t pid, char *comm, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd, i;
+
+	(void)snprintf(comm, size, "?");
+	(void)snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, comm, size - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	comm[n] = '\0';
+	for (i = 0; i < n; i++)
+		if (comm[i] == '\n')
+			comm[i] = '\0';
+		else if (comm[i] < 0x20 || comm[i] == '"' || comm[i] == '\\' ||
+			 comm[i] >= 0x7f)
+			comm[i] = '?';
+}
+
+static bool control_allowed(const struct control *c, uid_t uid)
+{
+	size_t i;
+
+	/* Root, and the broker's own uid: in a pod, "kubectl exec -c
+	 * credbroker" runs as the broker's user. */
+	if (uid == 0 || uid == geteuid())
+		return true;
+	for (i = 0; i < c->allowed_count; i++)
+		if (c->allowed[i] == uid)
+			return true;
+	return false;
+}
+
+static json_t *control_refusal(const char *text)
+{
+	return json_pack("{s:b, s:s}", "ok", 0, "error", text);
+}
+
+static json_t *control_dispatch(struct control_client *cl, char *buf,
+				ssize_t len)
+{
+	json_error_t jerr;
+	json_t *req, *reply;
+
+	if (len < 0)
+		return control_refusal(len == -EMSGSIZE ?
+			"request too large" : "no complete request line");
+	req = json_loadb(buf, (size_t)len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(req)) {
+		json_decref(req);
+		return control_refusal("request is not a JSON object");
+	}
+	reply = cl->ctl->handler(cl->ctl->arg, &cl->peer, req);
+	json_decref(req);
+	return reply != NULL ? reply : control_refusal("out of memory");
+}
+
+static void *control_client_thread(void *arg)
+{
+	struct control_client *cl = arg;
+	struct control *c = cl->ctl;
+	json_t *reply;
+	ssize_t len;
+	char *buf;
+
+	buf = malloc(CONTROL_MAX_MSG);
+	if (buf == NULL) {
+		reply = control_refusal("out of memory");
+	} else if (!control_allowed(c, cl->peer.uid)) {
+		log_warnx("event=control_denied uid=%u pid=%d comm=\"%s\"",
+			  (unsigned)cl->peer.uid, (int)cl->peer.pid,
+			  cl->peer.comm);
+		reply = control_refusal("permission denied");
+	} else {
+		len = control_read_line(cl->fd, buf, CONTROL_MAX_MSG,
+					CONTROL_READ_TIMEOUT_MS);
+		reply = control_dispatch(cl, buf, len);
+	}
+	if (reply != NULL)
+		(void)control_send_json(cl->fd, reply, CONTROL_READ_TIMEOUT_MS);
+	json_decref(reply);
+	free(buf);
+	close(cl->fd);
+	free(cl);
+	pthread_mutex_lock(&c->lock);
+	c->clients--;
+	pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static void control_accept_one(struct control *c)
+{
+	struct control_client *cl;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	pthread_t thread;
+	int fd;
+
+	fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	cl = calloc(1, sizeof(*cl));
+	if (cl == NULL ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		free(cl);
+		close(fd);
+		return;
+	}
+	cl->ctl = c;
+	cl->fd = fd;
+	cl->peer.uid = cred.uid;
+	cl->peer.pid = cred.pid;
+	control_peer_comm(cred.pid, cl->peer.comm, sizeof(cl->peer.comm));
+	pthread_mutex_lock(&c->lock);
+	if (c->clients >= CONTROL_MAX_CLIENTS) {
+		pthread_mutex_unlock(&c->lock);
+		log_warnx("event=control_busy uid=%u", (unsigned)cred.uid);
+		close(fd);
+		free(cl);
+		return;
+	}
+	c->clients++;
+	pthread_mutex_unlock(&c->lock);
+	if (pthread_create(&thread, NULL, control_client_thread, cl) != 0) {
+		pthread_mutex_lock(&c->lock);
+		c->clients--;
+		pthread_mutex_unlock(&c->lock);
+		close(fd);
+		free(cl);
+		return;
+	}
+	pthread_detach(thread);
+}
+
+static void *control_accept_thread(void *arg)
+{
+	struct control *c = arg;
+	struct pollfd pfd[2] = {
+		{.fd = c->listen_fd, .events = POLLIN},
+		{.fd = c->stop_fd, .events = POLLIN},
+	};
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents != 0)
+			break;
+		if (pfd[0].revents & POLLIN)
+			control_accept_one(c);
+	}
+	return NULL;
+}
+
+/* A socket left by a crashed broker is replaced; a live broker's socket or
+ * anything that is not a socket is refused. */
+static int control_clear_path(const char *path, const struct sockaddr_un *addr,
+			      struct errmsg *err)
+{
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 :
+		       errmsg_set(err, -errno, "control.socket: cannot stat "
+				  "%s: %s", path, strerror(errno));
+	if (!S_ISSOCK(st.st_mode))
+		return errmsg_set(err, -EEXIST, "control.socket: %s exists and "
+				  "is not a socket", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errmsg_set(err, -errno, "control.socket: socket: %s",
+				  strerror(errno));
+	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+	close(fd);
+	if (r == 0)
+		return errmsg_set(err, -EADDRINUSE, "control.socket: another "
+				  "broker is listening on %s", path);
+	if (unlink(path) < 0)
+		return errmsg_set(err, -errno, "control.socket: cannot remove "
+				  "stale %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int control_listen(struct control *c, struct errmsg *err)
+{
+	struct sockaddr_un addr;
+	mode_t old;
+	int r;
+
+	r = control_addr(c->path, &addr);
+	if (r < 0)
+		return errmsg_set(err, r, "control.socket: path too long");
+	r = control_clear_path(c->path, &addr, err);
+	if (r < 0)
+		return r;
+	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+			      SOCK_NONBLOCK, 0);
+	if (c->listen_fd < 0)
+		return errmsg_set(err, -errno, "control.socket: socket: %s",
+				  strerror(errno));
+	old = umask(0177);
+	r = bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr));
+	umask(old);
+	if (r < 0)
+		return errmsg_set(err, -errno, "control.socket: cannot bind "
+				  "%s: %s", c->path, strerror(errno));
+	if (chmod(c->path, 0600) < 0 || listen(c->listen_fd, 16) < 0)
+		return errmsg_set(err, -errno, "control.socket: %s: %s",
+				  c->path, strerror(errno));
+	return 0;
+}
+
+int control_start(const char *path, const uid_t *allowed, size_t allowed_count,
+		  control_handler handler, void *arg, struct control **ret,
+		  struct errmsg *err)
+{
+	struct control *c;
+	int r = -ENOMEM;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return errmsg_set(err, -ENOMEM, "out of memory");
+	c->listen_fd = -1;
+	c->stop_fd = -1;
+	c->allowed = calloc(allowed_count ? allowed_count : 1, sizeof(uid_t));
+	if (c->allowed == NULL)
+		goto fail;
+	memcpy(c->allowed, allowed, allowed_count * sizeof(uid_t));
+	c->allowed_count = allowed_count;
+	c->handler = handler;
+	c->arg = arg;
+	(void)snprintf(c->path, sizeof(c->path), "%s", path);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->idle, NULL);
+	r = control_listen(c, err);
+	if (r < 0)
+		goto fail;
+	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->stop_fd < 0 ||
+	    pthread_create(&c->thread, NULL, control_accept_thread, c) != 0) {
+		r = errmsg_set(err, -EAGAIN, "control: cannot start thread");
+		unlink(c->path);
+		goto fail;
+	}
+	*ret = c;
+	return 0;
+fail:
+	if (c->listen_fd >= 0)
+		close(c->listen_fd);
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	free(c->allowed);
+	free(c);
+	return r;
+}
+
+void control_stop(struct control *c)
+{
+	uint64_t one = 1;
+
+	if (c == NULL)
+		return;
+	if (write(c->stop_fd, &one, sizeof(one)) < 0)
+		log_warn("event=control_stop_signal_failed");
+	pthread_join(c->thread, NULL);
+	close(c->listen_fd);
+	unlink(c->path);
+	pthread_mutex_lock(&c->lock);
+	while (c->clients > 0)
+		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	close(c->stop_fd);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->idle);
+	free(c->allowed);
+	free(c);
+}
+
+static int control_connect(const char *path, struct errmsg *err)
+{
+	struct sockaddr_un addr;
+	int fd, r;
+
+	r = control_addr(path, &addr);
+	if (r < 0)
+		return errmsg_set(err, r, "socket path too long: %s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errmsg_set(err, -errno, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		r = -errno;
+		close(fd);
+		return errmsg_set(err, r, "cannot reach the broker at %s: %s",
+				  path, strerror(-r));
+	}
+	return fd;
+}
+
+int control_call(const char *path, const json_t *request, int timeout_ms,
+		 json_t **reply, struct errmsg *err)
+{
+	json_error_t jerr;
+	json_t *obj;
+	ssize_t len;
+	char *buf;
+	int fd, r;
+
+	fd = control_connect(path, err);
+	if (fd < 0)
+		return fd;
+	buf = malloc(CONTROL_MAX_MSG);
+	if (buf == NULL) {
+		r = errmsg_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	r = control_send_json(fd, (json_t *)request, timeout_ms);
+	if (r < 0) {
+		r = errmsg_set(err, r, "cannot send to %s: %s", path,
+			       strerror(-r));
+		goto out;
+	}
+	len = control_read_line(fd, buf, CONTROL_MAX_MSG, timeout_ms);
+	if (len < 0) {
+		r = errmsg_set(err, len == -ETIMEDOUT ? -ETIMEDOUT : -EPROTO,
+			       "no reply from the broker at %s: %s", path,
+			       strerror((int)-len));
+		goto out;
+	}
+	obj = json_loadb(buf, (size_t)len, 0, &jerr);
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		r = errmsg_set(err, -EPROTO, "malformed reply from %s", path);
+		goto out;
+	}
+	*reply = obj;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}

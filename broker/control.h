@@ -1,0 +1,50 @@
+/* The control socket: a Unix stream socket (mode 0600) answering
+ * responders.  Each connection carries one request line and gets one reply
+ * line, both JSON objects of at most CONTROL_MAX_MSG bytes.  The peer's uid
+ * (SO_PEERCRED) must be root or in the allowlist.  Each connection is served
+ * on its own thread (at most CONTROL_MAX_CLIENTS at once, each with a read
+ * timeout), so one slow client never blocks another. */
+#ifndef CREDBROKER_CONTROL_H
+#define CREDBROKER_CONTROL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "errmsg.h"
+
+#define CONTROL_MAX_MSG (64 * 1024)
+#define CONTROL_MAX_CLIENTS 16
+#define CONTROL_READ_TIMEOUT_MS 5000
+
+struct control_peer {
+	uid_t uid;
+	pid_t pid;
+	char comm[32];
+};
+
+/* Handles one request; returns a new reply object (never NULL on success:
+ * return an {"ok":false,"error":...} object for refusals). */
+typedef json_t *(*control_handler)(void *arg, const struct control_peer *peer,
+				   const json_t *request);
+
+struct control;
+
+/* Binds path (replacing a stale socket, refusing anything else that is not a
+ * socket), starts accepting.  Returns 0 or -errno with err set. */
+int control_start(const char *path, const uid_t *allowed, size_t allowed_count,
+		  control_handler handler, void *arg, struct control **ret,
+		  struct errmsg *err) __attribute__((warn_unused_result));
+/* Stops accepting, waits for running handlers, removes the socket.
+ * NULL-safe. */
+void control_stop(struct control *c);
+
+/* Client side: sends request to the socket at path and returns the reply in
+ * *reply (owned by the caller).  Returns 0, -ENOENT/-ECONNREFUSED when no
+ * broker listens, -EPROTO for a malformed reply, -ETIMEDOUT. */
+int control_call(const char *path, const json_t *request, int timeout_ms,
+		 json_t **reply, struct errmsg *err)
+	__attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,16 @@
+/* Process hardening done once at start, before any secret exists:
+ * not dumpable, no core files, umask 077, zeroing allocators for jansson
+ * (it keeps copies of what it parses), and the signal mask the daemon's
+ * threads inherit. */
+#ifndef CREDBROKER_HARDENING_H
+#define CREDBROKER_HARDENING_H
+
+#include <signal.h>
+
+/* Returns 0 or -errno when a protection could not be applied. */
+int hardening_apply(void) __attribute__((warn_unused_result));
+/* Blocks the termination signals in the calling thread (and so in every
+ * thread created after) and fills *set with them for sigwait(). */
+void hardening_block_signals(sigset_t *set);
+
+#endif

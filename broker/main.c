@@ -1,0 +1,135 @@
+/* credbroker: the daemon (run), config validation (check-config) and the
+ * responder's commands (status, ls, rotate, revoke, unfreeze, ready). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+#include "cli.h"
+#include "config.h"
+#include "hardening.h"
+#include "log.h"
+
+#define CREDBROKER_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: credbroker run --config FILE\n"
+		"       credbroker check-config FILE\n"
+		"       credbroker [--socket PATH] [--json] COMMAND\n"
+		"commands:\n"
+		"  status              every secret's state, version, lease\n"
+		"  ls                  the files in the mount (values hidden)\n"
+		"  rotate NAME         issue a new credential now\n"
+		"  revoke NAME|--all   hide, revoke upstream, wipe, freeze\n"
+		"  unfreeze NAME       allow a revoked secret to be issued "
+		"again\n"
+		"  ready               exit 0 once every secret is in the "
+		"mount\n"
+		"exit status: 0 ok, 1 failed, 2 usage or config error, "
+		"3 revocation not confirmed upstream, 4 broker unreachable\n");
+}
+
+static int cmd_check_config(const char *path)
+{
+	struct errmsg err = {{0}};
+	struct config *cfg;
+
+	if (config_load(path, &cfg, &err) < 0) {
+		fprintf(stderr, "credbroker: %s\n", err.text);
+		return BROKER_EXIT_CONFIG;
+	}
+	printf("%s: ok (%zu secrets, %zu backends)\n", path, cfg->secret_count,
+	       cfg->backend_count);
+	config_free(cfg);
+	return 0;
+}
+
+static int wait_for_signal(const sigset_t *set)
+{
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("event=sighup action=ignored");
+			continue;
+		}
+		return sig;
+	}
+}
+
+static int cmd_run(const char *path)
+{
+	struct errmsg err = {{0}};
+	struct broker *b = NULL;
+	struct config *cfg;
+	sigset_t set;
+	int r, sig;
+
+	r = hardening_apply();
+	if (r < 0)
+		log_warnx("event=hardening_incomplete errno=%d", -r);
+	hardening_block_signals(&set);
+	if (config_load(path, &cfg, &err) < 0)
+		fatalx(BROKER_EXIT_CONFIG, "event=config_error error=\"%s\"",
+		       err.text);
+	log_init("credbroker", cfg->log_level);
+	r = broker_new(cfg, clock_system(), &b, &err);
+	if (r < 0)
+		fatalx(BROKER_EXIT_CONFIG, "event=start_failed error=\"%s\"",
+		       err.text);
+	r = broker_start(b, &err);
+	if (r < 0) {
+		log_warnx("event=start_failed error=\"%s\"", err.text);
+		broker_free(b);
+		return BROKER_EXIT_CONFIG;
+	}
+	sig = wait_for_signal(&set);
+	log_info("event=signal signal=%s", strsignal(sig));
+	broker_free(b);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *socket_path = NULL;
+	bool json = false;
+	int i = 1;
+
+	log_init("credbroker", LOG_LEVEL_INFO);
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+			socket_path = argv[++i];
+		} else if (strcmp(argv[i], "--help") == 0 ||
+			   strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("credbroker %s\n", CREDBROKER_VERSION);
+			return 0;
+		} else {
+			break;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "run") == 0 && argc - i == 3 &&
+	    strcmp(argv[i + 1], "--config") == 0)
+		return cmd_run(argv[i + 2]);
+	if (strcmp(argv[i], "check-config") == 0 && argc - i == 2)
+		return cmd_check_config(argv[i + 1]);
+	if (cli_is_command(argv[i]))
+		return cli_run(argc - i, argv + i,
+			       socket_path ? socket_path : cli_default_socket(),
+			       json);
+	usage(stderr);
+	return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,213 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "control.h"
+
+static char dir[32];
+static char path[100];
+
+static json_t *echo_handler(void *arg, const struct control_peer *peer,
+			    const json_t *req)
+{
+	(void)arg;
+	return json_pack("{s:b, s:O, s:i, s:s}", "ok", 1, "cmd",
+			 json_object_get(req, "cmd"), "uid", (int)peer->uid,
+			 "comm", peer->comm);
+}
+
+static struct control *start(void)
+{
+	struct errmsg err = {{0}};
+	struct control *c;
+
+	snprintf(dir, sizeof(dir), "/tmp/cb-ctl-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/control.sock", dir);
+	ck_assert_int_eq(control_start(path, NULL, 0, echo_handler, NULL, &c,
+				       &err), 0);
+	return c;
+}
+
+static void stop(struct control *c)
+{
+	control_stop(c);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	rmdir(dir);
+}
+
+static int raw_connect(void)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)),
+			 0);
+	return fd;
+}
+
+static json_t *raw_exchange(const char *bytes, size_t len)
+{
+	char buf[4096];
+	ssize_t n, got = 0;
+	int fd = raw_connect();
+
+	if (len > 0)
+		ck_assert_int_eq(send(fd, bytes, len, MSG_NOSIGNAL),
+				 (ssize_t)len);
+	shutdown(fd, SHUT_WR);
+	while ((n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += n;
+	close(fd);
+	buf[got] = '\0';
+	return json_loads(buf, 0, NULL);
+}
+
+START_TEST(test_control_round_trip_and_mode)
+{
+	struct control *c = start();
+	struct errmsg err = {{0}};
+	json_t *req = json_pack("{s:s}", "cmd", "status"), *reply = NULL;
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(control_call(path, req, 2000, &reply, &err), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "cmd")),
+			 "status");
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "uid")),
+			 (int)getuid());
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "comm")),
+			 "test_control");
+	json_decref(req);
+	json_decref(reply);
+	stop(c);
+}
+END_TEST
+
+START_TEST(test_control_rejects_bad_requests)
+{
+	struct control *c = start();
+	char *big = malloc(CONTROL_MAX_MSG + 10);
+	json_t *reply;
+
+	reply = raw_exchange("not json\n", 9);
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "error")),
+			 "request is not a JSON object");
+	json_decref(reply);
+	reply = raw_exchange("{\"cmd\":\"x\"", 10);
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "error")),
+			 "no complete request line");
+	json_decref(reply);
+	memset(big, 'a', CONTROL_MAX_MSG + 10);
+	reply = raw_exchange(big, CONTROL_MAX_MSG + 10);
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "error")),
+			 "request too large");
+	json_decref(reply);
+	free(big);
+	stop(c);
+}
+END_TEST
+
+START_TEST(test_control_slow_client_does_not_block_others)
+{
+	struct control *c = start();
+	struct errmsg err = {{0}};
+	json_t *req = json_pack("{s:s}", "cmd", "ls"), *reply = NULL;
+	int idle = raw_connect();
+
+	/* idle sends nothing; a responder must still get through. */
+	ck_assert_int_eq(control_call(path, req, 2000, &reply, &err), 0);
+	ck_assert(json_is_true(json_object_get(reply, "ok")));
+	json_decref(reply);
+	json_decref(req);
+	close(idle);
+	stop(c);
+}
+END_TEST
+
+START_TEST(test_control_denies_other_uid)
+{
+	struct control *c = start();
+	int status;
+	pid_t pid;
+
+	/* Open the mode so that only SO_PEERCRED stands in the way. */
+	ck_assert_int_eq(chmod(path, 0666), 0);
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct errmsg err = {{0}};
+		json_t *req = json_pack("{s:s}", "cmd", "revoke"), *reply;
+
+		if (setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0)
+			_exit(3);
+		if (control_call(path, req, 2000, &reply, &err) < 0)
+			_exit(4);
+		_exit(strcmp(json_string_value(json_object_get(reply, "error")),
+			     "permission denied") == 0 ? 0 : 5);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	stop(c);
+}
+END_TEST
+
+START_TEST(test_control_socket_path_checks)
+{
+	struct errmsg err = {{0}};
+	struct control *c = start(), *c2;
+	int fd;
+
+	/* A live broker's socket is not stolen. */
+	ck_assert_int_eq(control_start(path, NULL, 0, echo_handler, NULL, &c2,
+				       &err), -EADDRINUSE);
+	control_stop(c);
+	/* A regular file in the way is refused. */
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	close(fd);
+	ck_assert_int_eq(control_start(path, NULL, 0, echo_handler, NULL, &c2,
+				       &err), -EEXIST);
+	ck_assert_ptr_nonnull(strstr(err.text, "not a socket"));
+	unlink(path);
+	rmdir(dir);
+	ck_assert_int_eq(control_call(path, NULL, 100, NULL, &err), -ENOENT);
+}
+END_TEST
+
+static Suite *control_suite(void)
+{
+	Suite *s = suite_create("control");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_control_round_trip_and_mode);
+	tcase_add_test(tc, test_control_rejects_bad_requests);
+	tcase_add_test(tc, test_control_slow_client_does_not_block_others);
+	tcase_add_test(tc, test_control_denies_other_uid);
+	tcase_add_test(tc, test_control_socket_path_checks);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(control_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
