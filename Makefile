@@ -4,11 +4,14 @@
 # first through scripts/install-deps.
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
+MAKEFLAGS += --no-print-directory
 DEMO_SECONDS ?= 0
 CTEST_ARGS ?=
 
-.PHONY: all deps build test test-asan demo clean
+.PHONY: all deps build test demo fuzz clean
 
 all: build
 
@@ -30,5 +33,21 @@ test: build
 demo: build
 	@DEMO_SECONDS=$(DEMO_SECONDS) python3 scripts/demo.py
 
+# Each libFuzzer target for FUZZ_SECONDS, on a scratch copy of its corpus
+# (new inputs worth keeping are copied into tests/fuzz/corpus/ by hand).
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=Debug \
+		-DCB_SANITIZE=ON -DCB_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_DIR) -j $(JOBS)
+	@for f in $(FUZZ_DIR)/tests/fuzz_*; do \
+		case $$f in *_replay) continue;; esac; \
+		name=$$(basename $$f | sed 's/^fuzz_//'); \
+		mkdir -p $(FUZZ_DIR)/corpus/$$name; \
+		cp tests/fuzz/corpus/$$name/* $(FUZZ_DIR)/corpus/$$name/; \
+		echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			$(FUZZ_DIR)/corpus/$$name || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

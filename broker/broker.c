@@ -55,6 +55,17 @@ static uint64_t broker_wall_to_mono(struct broker *b, int64_t wall)
 	return now + (uint64_t)(wall - now_wall);
 }
 
+/* json_dumps() allocates with jansson's allocator, which hardening.c
+ * replaces (a size header in front): free with the same allocator. */
+static void broker_json_text_free(char *text)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	f(text);
+}
+
 static int broker_lease_json(const struct broker_secret *s, uint64_t seq,
 			     const struct lease *lease, struct secret **ret)
 {
@@ -78,7 +89,7 @@ static int broker_lease_json(const struct broker_secret *s, uint64_t seq,
 	if (text == NULL)
 		return -ENOMEM;
 	r = secret_from(text, strlen(text), ret);
-	free(text);
+	broker_json_text_free(text);
 	return r;
 }
 

@@ -1,6 +1,7 @@
 /* The daemon's JSON configuration.  Parsing is strict: unknown keys, wrong
- * types and impossible values fail with a message naming the JSON path
- * ("secrets[1].ttl: ...").  See README.md for the reference. */
+ * types, duplicate keys and impossible values fail with a message naming the
+ * JSON path ("secrets[1].ttl: ...").  Parsing does no I/O beyond reading the
+ * file.  See docs/config.md for the reference. */
 #ifndef CREDBROKER_CONFIG_H
 #define CREDBROKER_CONFIG_H
 
@@ -60,11 +61,18 @@ struct config {
 	struct config_secret *secrets;
 };
 
-/* Parses text[0..len).  Returns 0, or -EINVAL with err naming the JSON path,
- * -EMSGSIZE past CONFIG_MAX_BYTES, -ENOMEM.  *ret is set only on success. */
+/* Parses text[0..len) (NUL bytes are not needed nor allowed).  Returns 0, or
+ * -EINVAL with err naming the JSON path (syntax errors: "line L, column C"),
+ * -EMSGSIZE past CONFIG_MAX_BYTES or 32 levels of nesting, -ENOMEM.  *ret is
+ * set only on success and is freed with config_free.  Absent keys get their
+ * defaults, except that secrets[].readers and secrets[].files stay empty
+ * (count 0) so the mount's readers and the backend's default files apply. */
 int config_parse(const char *text, size_t len, struct config **ret,
 		 struct errmsg *err) __attribute__((warn_unused_result));
-/* Reads and parses the file at path (errors name the file). */
+/* Reads and parses the file at path, following symlinks (ConfigMaps); it must
+ * be a regular file.  Errors name the file: "PATH:L:C: ..." for syntax,
+ * "PATH: secrets[0].ttl: ..." otherwise.  Returns config_parse's codes, or
+ * -errno from open/read. */
 int config_load(const char *path, struct config **ret, struct errmsg *err)
 	__attribute__((warn_unused_result));
 /* NULL-safe. */

@@ -103,6 +103,17 @@ static int control_write_all(int fd, const char *buf, size_t len,
 	return 0;
 }
 
+/* json_dumps() allocates with jansson's allocator, which hardening.c
+ * replaces (a size header in front): free with the same allocator. */
+static void control_json_text_free(char *text)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	f(text);
+}
+
 static int control_send_json(int fd, json_t *obj, int timeout_ms)
 {
 	char *text = json_dumps(obj, JSON_COMPACT);
@@ -114,7 +125,7 @@ static int control_send_json(int fd, json_t *obj, int timeout_ms)
 	len = strlen(text);
 	text[len] = '\n';	/* json_dumps leaves room: replace the NUL */
 	r = control_write_all(fd, text, len + 1, timeout_ms);
-	free(text);
+	control_json_text_free(text);
 	return r;
 }
 

@@ -29,7 +29,13 @@ int errmsg_prefix(struct errmsg *e, int r, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(e->text, sizeof(e->text), fmt, ap);
 	va_end(ap);
-	if (n >= 0 && (size_t)n < sizeof(e->text))
-		(void)snprintf(e->text + n, sizeof(e->text) - n, ": %s", old);
+	if (n >= 0 && (size_t)n + 3 < sizeof(e->text)) {
+		size_t room = sizeof(e->text) - (size_t)n - 3;
+		size_t len = strnlen(old, room);
+
+		memcpy(e->text + n, ": ", 2);
+		memcpy(e->text + n + 2, old, len);
+		e->text[n + 2 + len] = '\0';
+	}
 	return r;
 }

@@ -8,9 +8,21 @@
  *                               files from one version (as Kubernetes'
  *                               atomic writer does with ..data)
  *
- * open() is allowed only to the slot's reader uids (others: EACCES, logged).
- * Every write-like request fails with EROFS.  The FUSE side links no
- * upstream library: it sees only the store.  */
+ * .lease.json is an ordinary file of each version (the broker adds it); the
+ * filesystem synthesises nothing.  A secret with no live version shows as an
+ * empty directory (the directory itself always exists).
+ *
+ * open() is allowed only to the slot's reader uids (others: EACCES, logged);
+ * mode bits are shown but not enforced (no default_permissions).  Every
+ * write-like request fails with EROFS.  Each open() pins one version and
+ * every read() re-checks it, so a handle reads EIO once its version is
+ * revoked or expired; file data is never cached by the kernel (direct_io).
+ * The FUSE side links no upstream library: it sees only the store.
+ *
+ * Threads: fs_start() runs two, one answering FUSE requests and one sending
+ * the kernel invalidations queued by fs_invalidate().  The fs owns SIGUSR1:
+ * it installs a no-op handler (process-wide) to interrupt its own thread in
+ * fs_stop(). */
 #ifndef CREDBROKER_FS_H
 #define CREDBROKER_FS_H
 
@@ -19,26 +31,43 @@
 
 struct fs;
 
-/* Returns 0 or -ENOMEM.  The store must outlive the fs. */
+/* Returns 0, -ENOMEM, or -EINVAL when the store has more slots than inode
+ * numbers can address (65535).  The store must outlive the fs. */
 int fs_new(struct store *st, struct fs **ret)
 	__attribute__((warn_unused_result));
+/* The clock the store was created with (clock_system() by default): reads
+ * on an open file compare their version's expiry against it.  Call before
+ * fs_start(). */
+void fs_set_clock(struct fs *fs, const struct clock *clk);
 /* Mounts at mountpoint, a directory (a stale mount left by a crashed run is
  * detached first, with a warning) or "/dev/fd/N" for a /dev/fuse descriptor
  * someone else mounted.  Returns 0, -ENOTDIR/-ENOENT for a bad mountpoint,
- * -EIO when the mount fails; err says why. */
+ * -EIO when the mount fails, -EALREADY when mounted before; err says why.
+ * For "/dev/fd/N" the fs owns N on success (closed by fs_stop()); on failure
+ * the caller keeps it. */
 int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
 	__attribute__((warn_unused_result));
 /* Connects to the Unix socket at path, receives one /dev/fuse descriptor
- * (SCM_RIGHTS) from the privileged helper that mounted it, and serves it. */
+ * (SCM_RIGHTS, exactly one, a character device) from the privileged helper
+ * that mounted it, and mounts it as "/dev/fd/N".  Returns 0, a connect
+ * error, -EPROTO for a bad message, or what fs_mount() returns.  Waits at
+ * most 10 s for the descriptor. */
 int fs_mount_from_socket(struct fs *fs, const char *path, struct errmsg *err)
 	__attribute__((warn_unused_result));
-/* Starts the thread that answers FUSE requests. */
+/* Starts the threads that answer FUSE requests and send invalidations.
+ * Returns 0, -ENOTCONN before fs_mount(), -EALREADY, or a pthread error. */
 int fs_start(struct fs *fs) __attribute__((warn_unused_result));
-/* Tells the kernel to drop cached data and names of slot (after publish,
- * kill or expiry).  Never blocks on a reader.  Suitable as a store
- * listener. */
+/* Tells the kernel to drop cached names and attributes of slot (after
+ * publish, kill or expiry).  Only queues the work for the invalidation
+ * thread, so it never blocks on a reader and may be called from any thread,
+ * a FUSE request handler included; a no-op before fs_start() and after
+ * fs_stop().  Suitable as a store listener (arg is the struct fs); remove
+ * the listener before fs_free() (store_free() notifies too). */
 void fs_invalidate(void *fs, size_t slot);
-/* Stops serving, unmounts when we mounted, joins the thread.  Idempotent. */
+/* Stops serving, joins the threads, unmounts when we mounted (not for
+ * "/dev/fd/N") and closes the /dev/fuse descriptor, so processes still using
+ * the mount get ENOTCONN.  Final: the fs cannot be mounted again.
+ * Idempotent. */
 void fs_stop(struct fs *fs);
 /* NULL-safe; stops first. */
 void fs_free(struct fs *fs);

@@ -1,1 +1,24 @@
 # One line per module suite.
+cb_unit_test(test_secret core cb_core)
+cb_unit_test(test_store core cb_core)
+cb_unit_test(test_scheduler core cb_core)
+cb_unit_test(test_render core cb_core)
+cb_unit_test(test_control core cb_control)
+# test_postgres runs under with_pg.py (a throwaway PostgreSQL).
+add_executable(test_postgres unit/test_postgres.c)
+target_link_libraries(test_postgres PRIVATE cb_backends PkgConfig::CHECK)
+add_test(NAME test_postgres COMMAND ${Python3_EXECUTABLE}
+	${CMAKE_CURRENT_SOURCE_DIR}/integration/with_pg.py --
+	$<TARGET_FILE:test_postgres>)
+set_tests_properties(test_postgres PROPERTIES LABELS postgres TIMEOUT 300
+	ENVIRONMENT "CK_DEFAULT_TIMEOUT=60;PYTHONDONTWRITEBYTECODE=1")
+cb_unit_test(test_config core cb_broker)
+# The suite puts fake backend types in front of the real registry.
+target_link_options(test_config PRIVATE -Wl,--wrap=backend_find)
+target_compile_definitions(test_config PRIVATE
+	CB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+cb_unit_test(test_fs fuse cb_fusefs)
+target_compile_definitions(test_fs PRIVATE CB_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+	CB_PYTHON="${Python3_EXECUTABLE}")
+# 77: /dev/fuse is absent (the test says so), not a failure.
+set_tests_properties(test_fs PROPERTIES SKIP_RETURN_CODE 77)
