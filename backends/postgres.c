@@ -1024,20 +1024,22 @@ out:
 
 /* "2026-12-04 14:30:00+00": whole seconds, which is what VALID UNTIL
  * keeps and so what the lease reports. */
+/* Microsecond precision, as PostgreSQL's timestamptz keeps it: a role's
+ * VALID UNTIL is exactly the lease's expiry, so a short TTL is not cut by
+ * up to a second. */
 static int pg_timestamp(int64_t wall_usec, char *buf, size_t size)
 {
 	time_t t = (time_t)(wall_usec / (int64_t)USEC_PER_SEC);
+	char secs[32];
 	struct tm tm;
+	int n;
 
 	if (wall_usec < 0 || gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, size, "%Y-%m-%d %H:%M:%S+00", &tm) == 0)
+	    strftime(secs, sizeof(secs), "%Y-%m-%d %H:%M:%S", &tm) == 0)
 		return -EINVAL;
-	return 0;
-}
-
-static int64_t pg_whole_seconds(int64_t wall_usec)
-{
-	return wall_usec - wall_usec % (int64_t)USEC_PER_SEC;
+	n = snprintf(buf, size, "%s.%06d+00", secs,
+		     (int)(wall_usec % (int64_t)USEC_PER_SEC));
+	return n > 0 && (size_t)n < size ? 0 : -EINVAL;
 }
 
 static void pg_role_clear(struct pg_role *role)
@@ -1079,7 +1081,7 @@ static int pg_role_new(struct backend *b, const struct pg_secret_config *sc,
 	char ts[48];
 	int r;
 
-	role->expires_wall = pg_whole_seconds(req->now_wall + (int64_t)ttl);
+	role->expires_wall = req->now_wall + (int64_t)ttl;
 	r = pg_timestamp(role->expires_wall, ts, sizeof(ts));
 	if (r < 0)
 		return errmsg_set(err, r, "issue %s: bad expiry time",
@@ -1307,7 +1309,7 @@ static int pg_renew_locked(struct backend *b, void *arg, struct errmsg *err)
 	char ts[48], *ident = NULL, *lit = NULL, *sql = NULL;
 	int r;
 
-	r = pg_timestamp(pg_whole_seconds(a->want), ts, sizeof(ts));
+	r = pg_timestamp(a->want, ts, sizeof(ts));
 	if (r < 0)
 		return errmsg_set(err, r, "renew %s: bad expiry time", a->role);
 	ident = PQescapeIdentifier(b->conn, a->role, strlen(a->role));
@@ -1325,7 +1327,7 @@ static int pg_renew_locked(struct backend *b, void *arg, struct errmsg *err)
 			       "dropped upstream)",
 			       a->role);
 	if (r == 0)
-		a->granted = pg_whole_seconds(a->want);
+		a->granted = a->want;
 out:
 	free(sql);
 	PQfreemem(ident);

@@ -55,23 +55,13 @@ static uint64_t broker_wall_to_mono(struct broker *b, int64_t wall)
 	return now + (uint64_t)(wall - now_wall);
 }
 
-/* json_dumps() allocates with jansson's allocator, which hardening.c
- * replaces (a size header in front): free with the same allocator. */
-static void broker_json_text_free(char *text)
-{
-	json_malloc_t m;
-	json_free_t f;
-
-	json_get_alloc_funcs(&m, &f);
-	f(text);
-}
-
 static int broker_lease_json(const struct broker_secret *s, uint64_t seq,
 			     const struct lease *lease, struct secret **ret)
 {
 	char issued[40], expires[40], max[40];
+	struct secret *text = NULL;
 	json_t *obj;
-	char *text;
+	size_t len;
 	int r;
 
 	clock_format_rfc3339(lease->issued_wall, issued, sizeof(issued));
@@ -84,13 +74,23 @@ static int broker_lease_json(const struct broker_secret *s, uint64_t seq,
 			lease->renewable);
 	if (obj == NULL)
 		return -ENOMEM;
-	text = json_dumps(obj, JSON_INDENT(2));
+	/* json_dumpb writes into our buffer: no jansson-allocated copy. */
+	len = json_dumpb(obj, NULL, 0, JSON_INDENT(2));
+	r = len == 0 ? -ENOMEM : secret_new(len + 1, &text);
+	if (r == 0) {
+		char *p = secret_expose(text, NULL);
+
+		(void)json_dumpb(obj, p, len, JSON_INDENT(2));
+		p[len] = '\n';
+		r = secret_set_len(text, len + 1);
+	}
 	json_decref(obj);
-	if (text == NULL)
-		return -ENOMEM;
-	r = secret_from(text, strlen(text), ret);
-	broker_json_text_free(text);
-	return r;
+	if (r < 0) {
+		secret_free(text);
+		return r;
+	}
+	*ret = text;
+	return 0;
 }
 
 /* Renders every configured file of one credential into a new version. */

@@ -103,29 +103,23 @@ static int control_write_all(int fd, const char *buf, size_t len,
 	return 0;
 }
 
-/* json_dumps() allocates with jansson's allocator, which hardening.c
- * replaces (a size header in front): free with the same allocator. */
-static void control_json_text_free(char *text)
-{
-	json_malloc_t m;
-	json_free_t f;
-
-	json_get_alloc_funcs(&m, &f);
-	f(text);
-}
-
+/* One JSON line.  json_dumpb writes into a buffer of ours, so nothing
+ * depends on which allocator jansson was given. */
 static int control_send_json(int fd, json_t *obj, int timeout_ms)
 {
-	char *text = json_dumps(obj, JSON_COMPACT);
-	size_t len;
+	size_t len = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+	char *text;
 	int r;
 
+	if (len == 0 || len > CONTROL_MAX_REPLY)
+		return -EMSGSIZE;
+	text = malloc(len + 1);
 	if (text == NULL)
 		return -ENOMEM;
-	len = strlen(text);
-	text[len] = '\n';	/* json_dumps leaves room: replace the NUL */
+	(void)json_dumpb(obj, text, len, JSON_COMPACT);
+	text[len] = '\n';
 	r = control_write_all(fd, text, len + 1, timeout_ms);
-	control_json_text_free(text);
+	free(text);
 	return r;
 }
 
@@ -446,18 +440,26 @@ int control_call(const char *path, const json_t *request, int timeout_ms,
 	fd = control_connect(path, err);
 	if (fd < 0)
 		return fd;
-	buf = malloc(CONTROL_MAX_MSG);
+	buf = malloc(CONTROL_MAX_REPLY);
 	if (buf == NULL) {
 		r = errmsg_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	/* A refusal (e.g. "permission denied") may be sent and the
+	 * connection closed before our request is written: the send then
+	 * fails with EPIPE, but the refusal is still there to read. */
 	r = control_send_json(fd, (json_t *)request, timeout_ms);
-	if (r < 0) {
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
 		r = errmsg_set(err, r, "cannot send to %s: %s", path,
 			       strerror(-r));
 		goto out;
 	}
-	len = control_read_line(fd, buf, CONTROL_MAX_MSG, timeout_ms);
+	len = control_read_line(fd, buf, CONTROL_MAX_REPLY, timeout_ms);
+	if (len < 0 && r < 0) {
+		r = errmsg_set(err, r, "cannot send to %s: %s", path,
+			       strerror(-r));
+		goto out;
+	}
 	if (len < 0) {
 		r = errmsg_set(err, len == -ETIMEDOUT ? -ETIMEDOUT : -EPROTO,
 			       "no reply from the broker at %s: %s", path,

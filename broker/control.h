@@ -14,7 +14,8 @@
 
 #include "errmsg.h"
 
-#define CONTROL_MAX_MSG (64 * 1024)
+#define CONTROL_MAX_MSG (64 * 1024)		/* a request */
+#define CONTROL_MAX_REPLY (1024 * 1024)	/* a reply (status of 256 secrets) */
 #define CONTROL_MAX_CLIENTS 16
 #define CONTROL_READ_TIMEOUT_MS 5000
 
