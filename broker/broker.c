@@ -136,20 +136,39 @@ fail:
 	return r;
 }
 
-/* Keeps a superseded lease so it can be revoked once it expires.  When the
- * list is full the oldest is revoked right away by the caller's next
- * retire job; dropping it silently would leak a live role. */
+static int broker_retired_grow(struct broker_secret *s)
+{
+	struct retired_lease *grown;
+	size_t cap;
+
+	if (s->retired_count < s->retired_capacity)
+		return 0;
+	if (s->retired_capacity >= BROKER_MAX_RETIRED)
+		return -EMSGSIZE;
+	cap = s->retired_capacity ? s->retired_capacity * 2 : 4;
+	grown = realloc(s->retired, cap * sizeof(*grown));
+	if (grown == NULL)
+		return -ENOMEM;
+	s->retired = grown;
+	s->retired_capacity = cap;
+	return 0;
+}
+
+/* Keeps a superseded lease so it can be revoked once it expires.  Only a
+ * pathological backlog (an upstream refusing revocations for a thousand
+ * rotations) overflows the list; the backend's revoke_all at exit still
+ * knows the lease then. */
 static void broker_retire(struct broker *b, size_t slot,
 			  const struct lease *lease, uint64_t deadline)
 {
 	struct broker_secret *s = &b->secrets[slot];
 	struct retired_lease *rl;
 
-	if (s->retired_count == BROKER_MAX_RETIRED)
-		deadline = clock_mono(b->clk);
-	if (s->retired_count == BROKER_MAX_RETIRED)
-		return (void)broker_schedule(b, slot, SCHED_RETIRE, deadline,
-					     s->retired[0].id);
+	if (broker_retired_grow(s) < 0) {
+		log_warnx("event=retire_backlog_full secret=%s lease=%s",
+			  s->cfg->name, lease->id);
+		return;
+	}
 	rl = &s->retired[s->retired_count++];
 	rl->lease = *lease;
 	rl->id = ++b->next_retired_id;
@@ -431,19 +450,34 @@ static void broker_wait(struct broker *b, uint64_t deadline)
 	(void)pthread_cond_timedwait(&b->wake, &b->lock, &ts);
 }
 
+uint64_t broker_run_due(struct broker *b)
+{
+	struct sched_job job;
+
+	while (!b->stopping &&
+	       sched_pop_due(b->sched, clock_mono(b->clk), &job))
+		broker_run_job(b, &job);
+	return sched_peek(b->sched, &job) ? job.deadline : UINT64_MAX;
+}
+
+void broker_schedule_all(struct broker *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->cfg->secret_count; i++)
+		(void)broker_schedule(b, i, SCHED_REFRESH, clock_mono(b->clk), 0);
+}
+
 static void *broker_thread(void *arg)
 {
 	struct broker *b = arg;
-	struct sched_job job;
+	uint64_t next;
 
 	pthread_mutex_lock(&b->lock);
 	while (!b->stopping) {
-		if (sched_pop_due(b->sched, clock_mono(b->clk), &job)) {
-			broker_run_job(b, &job);
-			continue;
-		}
-		broker_wait(b, sched_peek(b->sched, &job) ? job.deadline :
-							     UINT64_MAX);
+		next = broker_run_due(b);
+		if (!b->stopping)
+			broker_wait(b, next);
 	}
 	pthread_mutex_unlock(&b->lock);
 	return NULL;
@@ -592,7 +626,6 @@ static int broker_login_all(struct broker *b, struct errmsg *err)
 
 int broker_start(struct broker *b, struct errmsg *err)
 {
-	size_t i;
 	int r;
 
 	r = broker_login_all(b, err);
@@ -613,8 +646,7 @@ int broker_start(struct broker *b, struct errmsg *err)
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&b->lock);
-	for (i = 0; i < b->cfg->secret_count; i++)
-		(void)broker_schedule(b, i, SCHED_REFRESH, clock_mono(b->clk), 0);
+	broker_schedule_all(b);
 	pthread_mutex_unlock(&b->lock);
 	r = -pthread_create(&b->thread, NULL, broker_thread, b);
 	if (r < 0)
@@ -685,8 +717,10 @@ void broker_free(struct broker *b)
 	broker_stop(b);
 	fs_free(b->fs);
 	store_free(b->store);
-	for (i = 0; i < b->cfg->secret_count; i++)
+	for (i = 0; i < b->cfg->secret_count; i++) {
 		kv_clear(&b->secrets[i].values);
+		free(b->secrets[i].retired);
+	}
 	for (i = 0; i < b->backend_count; i++)
 		if (b->backends[i] != NULL)
 			b->cfg->backends[i].ops->destroy(b->backends[i]);
@@ -701,13 +735,18 @@ void broker_free(struct broker *b)
 }
 
 /* Takes every lease of slot out of the scheduler's hands and freezes it;
- * returns how many leases were taken into leases[]. */
-static size_t broker_take_leases(struct broker *b, size_t slot,
-				 struct lease *leases)
+ * returns how many leases were taken into *ret (owned by the caller), or
+ * -ENOMEM with nothing changed. */
+static ssize_t broker_take_leases(struct broker *b, size_t slot,
+				  struct lease **ret)
 {
 	struct broker_secret *s = &b->secrets[slot];
+	struct lease *leases;
 	size_t i, n = 0;
 
+	leases = calloc(s->retired_count + 1, sizeof(*leases));
+	if (leases == NULL)
+		return -ENOMEM;
 	s->state = SECRET_FROZEN;
 	s->generation++;
 	s->force_rotate = false;
@@ -720,25 +759,35 @@ static size_t broker_take_leases(struct broker *b, size_t slot,
 	kv_clear(&s->values);
 	(void)sched_cancel(b->sched, (uint32_t)slot, -1);
 	pthread_cond_broadcast(&b->changed);
-	return n;
+	*ret = leases;
+	return (ssize_t)n;
 }
 
 /* Revocation wins (invariant 5): the files vanish and the bytes are wiped
  * before any upstream call, so a hung upstream cannot delay the hiding. */
 int broker_revoke_slot(struct broker *b, size_t slot, json_t **result)
 {
-	struct lease leases[BROKER_MAX_RETIRED + 1];
 	struct broker_secret *s = &b->secrets[slot];
 	json_t *list = json_array();
+	struct lease *leases = NULL;
 	bool confirmed = true;
 	struct errmsg err;
 	uint64_t start;
+	ssize_t taken;
 	size_t i, n;
 	int r;
 
 	pthread_mutex_lock(&b->lock);
-	n = broker_take_leases(b, slot, leases);
+	taken = broker_take_leases(b, slot, &leases);
 	pthread_mutex_unlock(&b->lock);
+	if (taken < 0) {
+		/* Still hide and wipe: revocation wins even out of memory. */
+		store_kill_slot(b->store, slot);
+		json_decref(list);
+		*result = NULL;
+		return (int)taken;
+	}
+	n = (size_t)taken;
 	store_kill_slot(b->store, slot);
 	for (i = 0; i < n; i++) {
 		err.text[0] = '\0';
@@ -764,6 +813,7 @@ int broker_revoke_slot(struct broker *b, size_t slot, json_t **result)
 	}
 	log_info("event=frozen secret=%s leases=%zu confirmed=%s", s->cfg->name,
 		 n, confirmed ? "yes" : "no");
+	free(leases);
 	*result = json_pack("{s:s, s:b, s:o}", "name", s->cfg->name,
 			    "confirmed", confirmed, "leases", list);
 	return confirmed ? 0 : -EIO;

@@ -13,7 +13,7 @@
 #include "scheduler.h"
 #include "store.h"
 
-#define BROKER_MAX_RETIRED 8
+#define BROKER_MAX_RETIRED 1024	/* superseded leases awaiting revocation */
 #define BROKER_ROTATE_WAIT_USEC (30ULL * USEC_PER_SEC)
 
 enum secret_state {
@@ -48,7 +48,8 @@ struct broker_secret {
 	uint64_t rotations;
 	uint64_t renewals;
 	size_t retired_count;
-	struct retired_lease retired[BROKER_MAX_RETIRED];
+	size_t retired_capacity;
+	struct retired_lease *retired;	/* grows up to BROKER_MAX_RETIRED */
 };
 
 struct broker {
@@ -76,6 +77,12 @@ struct broker {
  * scheduling one replaces the previous. */
 int broker_schedule(struct broker *b, size_t slot, enum sched_kind kind,
 		    uint64_t deadline, uint64_t tag);
+/* Schedules the first refresh of every secret.  Called with b->lock held. */
+void broker_schedule_all(struct broker *b);
+/* Runs every job due at the broker clock's now; returns the next deadline
+ * (UINT64_MAX when none).  Called with b->lock held; the scheduler thread
+ * loops on it, and unit tests call it with a fake clock and no thread. */
+uint64_t broker_run_due(struct broker *b);
 /* Revokes slot upstream and in memory and freezes it; fills *result with a
  * per-lease report.  Returns 0 when every revocation was confirmed, -EIO
  * when some were not. */

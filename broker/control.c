@@ -162,6 +162,17 @@ static bool control_allowed(const struct control *c, uid_t uid)
 	return false;
 }
 
+/* True when a responder uid other than root and our own must connect. */
+static bool control_others_allowed(const struct control *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->allowed_count; i++)
+		if (c->allowed[i] != 0 && c->allowed[i] != geteuid())
+			return true;
+	return false;
+}
+
 static json_t *control_refusal(const char *text)
 {
 	return json_pack("{s:b, s:s}", "ok", 0, "error", text);
@@ -197,11 +208,6 @@ static void *control_client_thread(void *arg)
 	buf = malloc(CONTROL_MAX_MSG);
 	if (buf == NULL) {
 		reply = control_refusal("out of memory");
-	} else if (!control_allowed(c, cl->peer.uid)) {
-		log_warnx("event=control_denied uid=%u pid=%d comm=\"%s\"",
-			  (unsigned)cl->peer.uid, (int)cl->peer.pid,
-			  cl->peer.comm);
-		reply = control_refusal("permission denied");
 	} else {
 		len = control_read_line(cl->fd, buf, CONTROL_MAX_MSG,
 					CONTROL_READ_TIMEOUT_MS);
@@ -218,6 +224,19 @@ static void *control_client_thread(void *arg)
 	pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
+}
+
+static void control_refuse_peer(struct control_client *cl)
+{
+	json_t *reply = control_refusal("permission denied");
+
+	log_warnx("event=control_denied uid=%u pid=%d comm=\"%s\"",
+		  (unsigned)cl->peer.uid, (int)cl->peer.pid, cl->peer.comm);
+	if (reply != NULL)
+		(void)control_send_json(cl->fd, reply, 100);
+	json_decref(reply);
+	close(cl->fd);
+	free(cl);
 }
 
 static void control_accept_one(struct control *c)
@@ -243,6 +262,12 @@ static void control_accept_one(struct control *c)
 	cl->peer.uid = cred.uid;
 	cl->peer.pid = cred.pid;
 	control_peer_comm(cred.pid, cl->peer.comm, sizeof(cl->peer.comm));
+	/* Refused peers are answered and closed here, before they can take
+	 * one of the client slots a responder may need. */
+	if (!control_allowed(c, cred.uid)) {
+		control_refuse_peer(cl);
+		return;
+	}
 	pthread_mutex_lock(&c->lock);
 	if (c->clients >= CONTROL_MAX_CLIENTS) {
 		pthread_mutex_unlock(&c->lock);
@@ -313,6 +338,24 @@ static int control_clear_path(const char *path, const struct sockaddr_un *addr,
 	return 0;
 }
 
+/* The default /run/credbroker does not exist on a fresh host: create the
+ * last directory level (0755: the socket's own mode guards it). */
+static int control_make_parent(const char *path, struct errmsg *err)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	(void)snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return errmsg_set(err, -errno, "control.socket: cannot create "
+				  "%s: %s", dir, strerror(errno));
+	return 0;
+}
+
 static int control_listen(struct control *c, struct errmsg *err)
 {
 	struct sockaddr_un addr;
@@ -322,6 +365,9 @@ static int control_listen(struct control *c, struct errmsg *err)
 	r = control_addr(c->path, &addr);
 	if (r < 0)
 		return errmsg_set(err, r, "control.socket: path too long");
+	r = control_make_parent(c->path, err);
+	if (r < 0)
+		return r;
 	r = control_clear_path(c->path, &addr, err);
 	if (r < 0)
 		return r;
@@ -336,7 +382,11 @@ static int control_listen(struct control *c, struct errmsg *err)
 	if (r < 0)
 		return errmsg_set(err, -errno, "control.socket: cannot bind "
 				  "%s: %s", c->path, strerror(errno));
-	if (chmod(c->path, 0600) < 0 || listen(c->listen_fd, 16) < 0)
+	/* 0600 keeps everyone but root and our own uid out.  Listed
+	 * responders of other uids need to connect, so then the mode opens
+	 * and SO_PEERCRED alone decides. */
+	if (chmod(c->path, control_others_allowed(c) ? 0666 : 0600) < 0 ||
+	    listen(c->listen_fd, 16) < 0)
 		return errmsg_set(err, -errno, "control.socket: %s: %s",
 				  c->path, strerror(errno));
 	return 0;
@@ -357,7 +407,8 @@ int control_start(const char *path, const uid_t *allowed, size_t allowed_count,
 	c->allowed = calloc(allowed_count ? allowed_count : 1, sizeof(uid_t));
 	if (c->allowed == NULL)
 		goto fail;
-	memcpy(c->allowed, allowed, allowed_count * sizeof(uid_t));
+	if (allowed_count > 0)
+		memcpy(c->allowed, allowed, allowed_count * sizeof(uid_t));
 	c->allowed_count = allowed_count;
 	c->handler = handler;
 	c->arg = arg;

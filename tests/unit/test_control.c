@@ -187,6 +187,44 @@ START_TEST(test_control_socket_path_checks)
 }
 END_TEST
 
+START_TEST(test_control_listed_responder_gets_in)
+{
+	static const uid_t responders[] = {65534};
+	struct errmsg err = {{0}};
+	struct control *c;
+	struct stat st;
+	int status;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "/tmp/cb-ctl-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/run/control.sock", dir);
+	/* The missing parent directory is created. */
+	ck_assert_int_eq(control_start(path, responders, 1, echo_handler, NULL,
+				       &c, &err), 0);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0666);
+	pid = fork();
+	if (pid == 0) {
+		json_t *req = json_pack("{s:s}", "cmd", "status"), *reply;
+
+		if (setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0)
+			_exit(3);
+		if (control_call(path, req, 2000, &reply, &err) < 0)
+			_exit(4);
+		_exit(json_is_true(json_object_get(reply, "ok")) ? 0 : 5);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	control_stop(c);
+	snprintf(path, sizeof(path), "%s/run", dir);
+	rmdir(path);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *control_suite(void)
 {
 	Suite *s = suite_create("control");
@@ -197,6 +235,7 @@ static Suite *control_suite(void)
 	tcase_add_test(tc, test_control_slow_client_does_not_block_others);
 	tcase_add_test(tc, test_control_denies_other_uid);
 	tcase_add_test(tc, test_control_socket_path_checks);
+	tcase_add_test(tc, test_control_listed_responder_gets_in);
 	suite_add_tcase(s, tc);
 	return s;
 }

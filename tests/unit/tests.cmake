@@ -22,3 +22,5 @@ target_compile_definitions(test_fs PRIVATE CB_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
 	CB_PYTHON="${Python3_EXECUTABLE}")
 # 77: /dev/fuse is absent (the test says so), not a failure.
 set_tests_properties(test_fs PROPERTIES SKIP_RETURN_CODE 77)
+cb_unit_test(test_broker core cb_broker)
+target_link_options(test_broker PRIVATE -Wl,--wrap=backend_find)

@@ -1,0 +1,427 @@
+/* The broker's lifecycle decisions, driven by a fake clock and a fake
+ * backend, with no thread, no mount and no sleeping: issue, renew at ~2/3
+ * TTL, rotate near max_ttl, retire superseded leases at their expiry,
+ * back off on failures, drop expired versions, revoke and unfreeze.
+ * The backend registry is wrapped at link time (-Wl,--wrap=backend_find). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "broker_int.h"
+#include "config.h"
+
+#define SEC 1000000ULL
+
+/* ---- fake clock: mono and wall move together ---- */
+
+static uint64_t now_usec;
+
+static uint64_t fake_mono(void *arg)
+{
+	(void)arg;
+	return now_usec;
+}
+
+static int64_t fake_wall(void *arg)
+{
+	(void)arg;
+	return (int64_t)now_usec + 1700000000LL * 1000000;
+}
+
+static const struct clock fake_clock = {fake_mono, fake_wall, NULL};
+
+/* ---- fake backend ---- */
+
+static struct {
+	int issue_result;
+	int renew_result;
+	int revoke_result;
+	unsigned issues, renews, revokes;
+	char revoked[16][LEASE_MAX_ID];
+	int64_t last_want;
+} fake;
+
+struct backend {
+	int unused;
+};
+
+static struct backend fake_instance;
+
+static int fake_create(const void *cfg, struct backend **ret)
+{
+	(void)cfg;
+	*ret = &fake_instance;
+	return 0;
+}
+
+static int fake_login(struct backend *b, struct errmsg *err)
+{
+	return 0;
+}
+
+static int fake_issue(struct backend *b, const struct backend_issue_request *req,
+		      struct lease *lease, struct kv *values, struct errmsg *err)
+{
+	char pw[32];
+	int r;
+
+	if (fake.issue_result < 0)
+		return errmsg_set(err, fake.issue_result, "fake issue failed");
+	fake.issues++;
+	snprintf(lease->id, sizeof(lease->id), "role%u", fake.issues);
+	lease->issued_wall = req->now_wall;
+	lease->expires_wall = req->now_wall + (int64_t)req->ttl_usec;
+	lease->max_wall = req->now_wall + (int64_t)req->max_ttl_usec;
+	lease->renewable = true;
+	snprintf(pw, sizeof(pw), "pw-%u", fake.issues);
+	r = kv_set_str(values, "username", lease->id);
+	if (r == 0)
+		r = kv_set_str(values, "password", pw);
+	return r;
+}
+
+static int fake_renew(struct backend *b, const void *scfg, struct lease *lease,
+		      int64_t want, struct errmsg *err)
+{
+	if (fake.renew_result < 0)
+		return errmsg_set(err, fake.renew_result, "fake renew failed");
+	fake.renews++;
+	fake.last_want = want;
+	lease->expires_wall = want;
+	return 0;
+}
+
+static int fake_revoke(struct backend *b, const struct lease *lease,
+		       struct errmsg *err)
+{
+	if (fake.revoke_result < 0)
+		return errmsg_set(err, fake.revoke_result, "fake revoke failed");
+	snprintf(fake.revoked[fake.revokes++ % 16], LEASE_MAX_ID, "%s",
+		 lease->id);
+	return 0;
+}
+
+static int fake_revoke_all(struct backend *b, struct errmsg *err)
+{
+	return 0;
+}
+
+static void fake_destroy(struct backend *b)
+{
+}
+
+static int fake_parse(const json_t *obj, const char *path, void **ret,
+		      struct errmsg *err)
+{
+	*ret = NULL;
+	return 0;
+}
+
+static void fake_free(void *cfg)
+{
+}
+
+static const char *const fake_files[] = {"username", "password", NULL};
+
+static const struct backend_ops fake_ops = {
+	.type = "fake",
+	.default_files = fake_files,
+	.env_names = NULL,
+	.parse_config = fake_parse,
+	.free_config = fake_free,
+	.parse_secret_config = fake_parse,
+	.free_secret_config = fake_free,
+	.create = fake_create,
+	.login = fake_login,
+	.issue = fake_issue,
+	.renew = fake_renew,
+	.revoke = fake_revoke,
+	.revoke_all = fake_revoke_all,
+	.destroy = fake_destroy,
+};
+
+const struct backend_ops *__real_backend_find(const char *type);
+const struct backend_ops *__wrap_backend_find(const char *type);
+
+const struct backend_ops *__wrap_backend_find(const char *type)
+{
+	if (strcmp(type, "fake") == 0)
+		return &fake_ops;
+	return __real_backend_find(type);
+}
+
+/* ---- helpers ---- */
+
+static struct broker *make_broker(const char *ttl, const char *max_ttl)
+{
+	char text[1024];
+	struct errmsg err = {{0}};
+	struct config *cfg;
+	struct broker *b;
+
+	memset(&fake, 0, sizeof(fake));
+	now_usec = 1000 * SEC;
+	snprintf(text, sizeof(text),
+		 "{\"mount\": {\"path\": \"/nonexistent\", \"readers\": [0]},"
+		 " \"backends\": {\"f\": {\"type\": \"fake\"}},"
+		 " \"secrets\": [{\"name\": \"db\", \"backend\": \"f\","
+		 " \"ttl\": \"%s\", \"max_ttl\": \"%s\"}]}", ttl, max_ttl);
+	ck_assert_msg(config_parse(text, strlen(text), &cfg, &err) == 0, "%s",
+		      err.text);
+	ck_assert_msg(broker_new(cfg, &fake_clock, &b, &err) == 0, "%s",
+		      err.text);
+	pthread_mutex_lock(&b->lock);
+	broker_schedule_all(b);
+	pthread_mutex_unlock(&b->lock);
+	return b;
+}
+
+/* Advances the fake clock to t and runs what is due; returns the next
+ * deadline. */
+static uint64_t run_at(struct broker *b, uint64_t t)
+{
+	uint64_t next;
+
+	now_usec = t;
+	pthread_mutex_lock(&b->lock);
+	next = broker_run_due(b);
+	pthread_mutex_unlock(&b->lock);
+	return next;
+}
+
+/* Runs every job until the clock reaches t, jumping deadline to deadline. */
+static void run_until(struct broker *b, uint64_t t)
+{
+	uint64_t next = run_at(b, now_usec);
+
+	while (next <= t)
+		next = run_at(b, next);
+	now_usec = t;
+}
+
+static uint64_t current_seq(struct broker *b)
+{
+	struct version *v = store_pin_current(b->store, 0);
+	uint64_t seq = v ? version_seq(v) : 0;
+
+	version_unref(v);
+	return seq;
+}
+
+static void read_current(struct broker *b, const char *file, char *buf,
+			 size_t size)
+{
+	struct version *v = store_pin_current(b->store, 0);
+	ssize_t n;
+	int idx;
+
+	ck_assert_ptr_nonnull(v);
+	idx = version_find_file(v, file);
+	ck_assert_int_ge(idx, 0);
+	n = version_read(v, (size_t)idx, buf, size - 1, 0, now_usec);
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+	version_unref(v);
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_broker_issues_and_publishes)
+{
+	struct broker *b = make_broker("30s", "1h");
+	char buf[512];
+
+	run_at(b, now_usec);
+	ck_assert_uint_eq(fake.issues, 1);
+	ck_assert_uint_eq(current_seq(b), 1);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	read_current(b, "password", buf, sizeof(buf));
+	ck_assert_str_eq(buf, "pw-1");
+	read_current(b, ".lease.json", buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "\"lease_id\": \"role1\""));
+	ck_assert_ptr_null(strstr(buf, "pw-1"));
+	broker_free(b);
+}
+END_TEST
+
+START_TEST(test_broker_renews_at_two_thirds)
+{
+	struct broker *b = make_broker("30s", "1h");
+	uint64_t start = now_usec, next;
+
+	next = run_at(b, now_usec);
+	/* The next job is the renewal, at 62-72 % of the 30 s. */
+	ck_assert_uint_ge(next, start + 30 * SEC * 62 / 100);
+	ck_assert_uint_le(next, start + 30 * SEC * 72 / 100);
+	run_at(b, next);
+	ck_assert_uint_eq(fake.renews, 1);
+	ck_assert_uint_eq(fake.issues, 1);
+	ck_assert_int_eq(fake.last_want, fake_wall(NULL) + 30 * (int64_t)SEC);
+	ck_assert_uint_eq(current_seq(b), 2);
+	ck_assert_str_eq(b->secrets[0].lease.id, "role1");
+	broker_free(b);
+}
+END_TEST
+
+START_TEST(test_broker_rotates_near_max_ttl_and_retires_at_expiry)
+{
+	struct broker *b = make_broker("30s", "60s");
+	uint64_t start = now_usec;
+	bool old_seen_live = false;
+
+	/* Renewals while they buy a whole ttl, then a new lease. */
+	while (fake.issues < 2 && now_usec < start + 120 * SEC)
+		run_at(b, run_at(b, now_usec));
+	ck_assert_uint_eq(fake.issues, 2);
+	ck_assert_uint_ge(fake.renews, 1);
+	ck_assert_str_eq(b->secrets[0].lease.id, "role2");
+	/* The old lease is not revoked before it expires... */
+	ck_assert_uint_eq(fake.revokes, 0);
+	ck_assert_uint_eq(b->secrets[0].retired_count, 1);
+	old_seen_live = store_pin_seq(b->store, 0, current_seq(b) - 1) != NULL;
+	ck_assert(old_seen_live);
+	version_unref(store_pin_seq(b->store, 0, current_seq(b) - 1));
+	/* ...and is revoked once it has: never past max_ttl. */
+	run_until(b, start + 60 * SEC + 1);
+	ck_assert_uint_ge(fake.revokes, 1);
+	ck_assert_str_eq(fake.revoked[0], "role1");
+	ck_assert_uint_eq(b->secrets[0].retired_count, 0);
+	broker_free(b);
+}
+END_TEST
+
+START_TEST(test_broker_backs_off_and_recovers)
+{
+	struct broker *b = make_broker("30s", "1h");
+	uint64_t t0 = now_usec, next, delay1, delay2;
+
+	fake.issue_result = -ECONNREFUSED;
+	next = run_at(b, now_usec);
+	ck_assert_uint_eq(b->secrets[0].failures, 1);
+	delay1 = next - t0;
+	ck_assert_uint_ge(delay1, 1 * SEC);
+	ck_assert_uint_le(delay1, 2 * SEC);
+	ck_assert_ptr_nonnull(strstr(b->secrets[0].last_error,
+				     "fake issue failed"));
+	t0 = next;
+	next = run_at(b, next);
+	delay2 = next - t0;
+	ck_assert_uint_ge(delay2, 2 * SEC);
+	ck_assert_uint_le(delay2, 4 * SEC);
+	fake.issue_result = 0;
+	run_at(b, next);
+	ck_assert_uint_eq(fake.issues, 1);
+	ck_assert_uint_eq(b->secrets[0].failures, 0);
+	ck_assert_str_eq(b->secrets[0].last_error, "");
+	broker_free(b);
+}
+END_TEST
+
+START_TEST(test_broker_serves_last_good_until_expiry_only)
+{
+	struct broker *b = make_broker("30s", "1h");
+	uint64_t start = now_usec;
+
+	run_at(b, now_usec);
+	fake.renew_result = -ECONNREFUSED;
+	fake.revoke_result = -ECONNREFUSED;
+	fake.issue_result = -ECONNREFUSED;
+	run_until(b, start + 30 * SEC - 1);
+	/* Renewals failed, the credential is still served. */
+	ck_assert_uint_ge(b->secrets[0].failures, 2);
+	ck_assert_uint_eq(current_seq(b), 1);
+	run_until(b, start + 30 * SEC);
+	ck_assert_uint_eq(current_seq(b), 0);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_PENDING);
+	ck_assert(!b->secrets[0].has_lease);
+	/* The upstream comes back: a new lease, and the expired one is
+	 * revoked. */
+	fake.renew_result = fake.revoke_result = fake.issue_result = 0;
+	run_until(b, start + 400 * SEC);
+	ck_assert_uint_eq(fake.issues, 2);
+	ck_assert_str_eq(fake.revoked[0], "role1");
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	broker_free(b);
+}
+END_TEST
+
+START_TEST(test_broker_revoke_freezes_until_unfreeze)
+{
+	struct broker *b = make_broker("30s", "30s");
+	struct version *pinned;
+	json_t *report = NULL;
+	char buf[8];
+
+	run_at(b, now_usec);
+	run_until(b, now_usec + 25 * SEC);	/* one rotation: role2 */
+	ck_assert_uint_eq(fake.issues, 2);
+	pinned = store_pin_current(b->store, 0);
+	ck_assert_int_eq(broker_revoke_slot(b, 0, &report), 0);
+	ck_assert(json_is_true(json_object_get(report, "confirmed")));
+	ck_assert_uint_eq(json_array_size(json_object_get(report, "leases")),
+			  2);
+	json_decref(report);
+	/* Gone from the store, open handles fail, both leases revoked. */
+	ck_assert_ptr_null(store_pin_current(b->store, 0));
+	ck_assert_int_eq(version_read(pinned, 0, buf, sizeof(buf), 0,
+				      now_usec), -EIO);
+	version_unref(pinned);
+	ck_assert_uint_eq(fake.revokes, 2);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_FROZEN);
+	/* Frozen: time passes, nothing is issued. */
+	run_until(b, now_usec + 600 * SEC);
+	ck_assert_uint_eq(fake.issues, 2);
+	broker_free(b);
+}
+END_TEST
+
+START_TEST(test_broker_revoke_unconfirmed_is_retried)
+{
+	struct broker *b = make_broker("30s", "1h");
+	json_t *report = NULL;
+
+	run_at(b, now_usec);
+	fake.revoke_result = -ETIMEDOUT;
+	ck_assert_int_eq(broker_revoke_slot(b, 0, &report), -EIO);
+	ck_assert(!json_is_true(json_object_get(report, "confirmed")));
+	json_decref(report);
+	ck_assert_ptr_null(store_pin_current(b->store, 0));
+	/* The revocation is retried in the background until it lands. */
+	fake.revoke_result = 0;
+	run_until(b, now_usec + 10 * SEC);
+	ck_assert_uint_eq(fake.revokes, 1);
+	ck_assert_str_eq(fake.revoked[0], "role1");
+	ck_assert_uint_eq(b->secrets[0].retired_count, 0);
+	broker_free(b);
+}
+END_TEST
+
+static Suite *broker_suite(void)
+{
+	Suite *s = suite_create("broker");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_broker_issues_and_publishes);
+	tcase_add_test(tc, test_broker_renews_at_two_thirds);
+	tcase_add_test(tc, test_broker_rotates_near_max_ttl_and_retires_at_expiry);
+	tcase_add_test(tc, test_broker_backs_off_and_recovers);
+	tcase_add_test(tc, test_broker_serves_last_good_until_expiry_only);
+	tcase_add_test(tc, test_broker_revoke_freezes_until_unfreeze);
+	tcase_add_test(tc, test_broker_revoke_unconfirmed_is_retried);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(broker_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
