@@ -587,6 +587,8 @@ int broker_new(struct config *cfg, const struct clock *clk,
 	r = fs_new(b->store, &b->fs);
 	if (r < 0)
 		goto fail;
+	/* Reads judge expiry by the same clock as the store. */
+	fs_set_clock(b->fs, clk);
 	store_set_listener(b->store, fs_invalidate, b->fs);
 	r = broker_make_backends(b, err);
 	if (r < 0)
@@ -715,6 +717,8 @@ void broker_free(struct broker *b)
 	if (b == NULL)
 		return;
 	broker_stop(b);
+	if (b->store != NULL)
+		store_set_listener(b->store, NULL, NULL);
 	fs_free(b->fs);
 	store_free(b->store);
 	for (i = 0; i < b->cfg->secret_count; i++) {

@@ -54,7 +54,7 @@
 #define FS_MAX_SLOTS ((1ULL << (64 - FS_SLOT_SHIFT)) - 1)
 #define FS_SEQ_MAX ((1ULL << (FS_SLOT_SHIFT - FS_SEQ_SHIFT)) - 1)
 #define FS_FILE_MASK 0xffULL
-#define FS_FILE_DATA 0xffULL	/* ..data, in the low byte at seq 0 */
+#define FS_FILE_DATA 0xffULL /* ..data, in the low byte at seq 0 */
 #define FS_NAME_MAX STORE_MAX_FILE_NAME
 #define FS_MAX_VERSIONS STORE_KEEP_VERSIONS
 
@@ -97,8 +97,8 @@ enum fs_kind {
 struct fs_node {
 	enum fs_kind kind;
 	size_t slot;
-	uint64_t seq;		/* 0 for the top level */
-	size_t file;		/* index in the version, for files */
+	uint64_t seq; /* 0 for the top level */
+	size_t file;  /* index in the version, for files */
 };
 
 /* Links what fi->fh points to, so that fs_stop() can free handles whose
@@ -146,8 +146,8 @@ struct fs {
 	size_t nslots;
 	time_t start_time;
 
-	struct fuse_session *se;	/* from fs_mount() until fs_stop() */
-	bool own_mount;		/* we mounted it: unmount in fs_stop() */
+	struct fuse_session *se; /* from fs_mount() until fs_stop() */
+	bool own_mount;		 /* we mounted it: unmount in fs_stop() */
 	bool started, stopped;
 	pthread_t loop_thread;
 	pthread_t inval_thread;
@@ -157,9 +157,9 @@ struct fs {
 	pthread_cond_t cond;
 	bool inval_running;
 	bool inval_pending;
-	bool *dirty;		/* [nslots] */
-	bool *work;		/* [nslots], invalidation thread only */
-	struct fs_seen *seen;	/* [nslots], invalidation thread only */
+	bool *dirty;	      /* [nslots] */
+	bool *work;	      /* [nslots], invalidation thread only */
+	struct fs_seen *seen; /* [nslots], invalidation thread only */
 
 	/* open_lock protects the open list (handles and listings). */
 	pthread_mutex_t open_lock;
@@ -293,8 +293,10 @@ static void fs_stat_file(const struct fs *fs, size_t slot, uint64_t seq,
 {
 	const struct store_slot_info *info = store_slot_info(fs->st, slot);
 	struct fs_node n = {
-		.kind = seq == 0 ? FS_TOP_FILE : FS_VER_FILE,
-		.slot = slot, .seq = seq, .file = f,
+	    .kind = seq == 0 ? FS_TOP_FILE : FS_VER_FILE,
+	    .slot = slot,
+	    .seq = seq,
+	    .file = f,
 	};
 	size_t size = version_file_size(v, f);
 
@@ -309,7 +311,7 @@ static void fs_stat_link(const struct fs *fs, size_t slot, struct version *v,
 			 struct stat *st)
 {
 	const struct store_slot_info *info = store_slot_info(fs->st, slot);
-	struct fs_node n = { .kind = FS_DATA_LINK, .slot = slot };
+	struct fs_node n = {.kind = FS_DATA_LINK, .slot = slot};
 	char target[32];
 	int len;
 
@@ -343,8 +345,7 @@ static struct version *fs_pin(struct fs *fs, const struct fs_node *n)
 }
 
 /* Attributes of node n as the store shows it now; -ENOENT once gone. */
-static int fs_node_stat(struct fs *fs, const struct fs_node *n,
-			struct stat *st)
+static int fs_node_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 {
 	struct version *v = NULL;
 	int r = -ENOENT;
@@ -473,7 +474,9 @@ static void fs_op_getattr(fuse_req_t req, fuse_ino_t ino,
 
 	/* Attributes describe what a new open() would see (the current
 	 * version), also for fstat() on a handle pinning an older one: the
-	 * kernel keeps one attribute cache per inode. */
+	 * kernel keeps one attribute cache per inode.  Once the file is gone
+	 * (revoked, expired) fstat() on a handle fails with ENOENT too: the
+	 * kernel does not send the handle with GETATTR. */
 	r = fs_decode(fs, ino, &n);
 	if (r == 0)
 		r = fs_node_stat(fs, &n, &st);
@@ -553,8 +556,9 @@ static int fs_open_handle(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 	if (h == NULL)
 		goto out;
 	log_debug("event=open secret=%s file=%s version=%" PRIu64
-		  " uid=%u pid=%d", info->name, version_file_name(v, n.file),
-		  version_seq(v), (unsigned)ctx->uid, (int)ctx->pid);
+		  " uid=%u pid=%d",
+		  info->name, version_file_name(v, n.file), version_seq(v),
+		  (unsigned)ctx->uid, (int)ctx->pid);
 	h->v = v;
 	h->idx = n.file;
 	fs_track(fs, &h->link, false);
@@ -703,8 +707,8 @@ static void fs_dir_fill_version(struct fs *fs, struct fs_dir *d, size_t slot,
 static int fs_dir_secret(struct fs *fs, const struct fs_node *dn,
 			 struct fs_dir **ret)
 {
-	struct fs_node parent = { .kind = dn->seq ? FS_SLOT_DIR : FS_ROOT,
-				  .slot = dn->slot };
+	struct fs_node parent = {.kind = dn->seq ? FS_SLOT_DIR : FS_ROOT,
+				 .slot = dn->slot};
 	uint64_t seqs[FS_MAX_VERSIONS];
 	struct version *v = fs_pin(fs, dn);
 	size_t nseqs = 0, i;
@@ -729,8 +733,8 @@ static int fs_dir_secret(struct fs *fs, const struct fs_node *dn,
 	if (v != NULL)
 		fs_dir_fill_version(fs, d, dn->slot, dn->seq, v);
 	for (i = 0; i < nseqs; i++) {
-		struct fs_node vn = { .kind = FS_VER_DIR, .slot = dn->slot,
-				      .seq = seqs[i] };
+		struct fs_node vn = {
+		    .kind = FS_VER_DIR, .slot = dn->slot, .seq = seqs[i]};
 
 		if (seqs[i] == 0 || seqs[i] > FS_SEQ_MAX)
 			continue;
@@ -745,7 +749,7 @@ static int fs_dir_secret(struct fs *fs, const struct fs_node *dn,
 
 static int fs_dir_root(struct fs *fs, struct fs_dir **ret)
 {
-	struct fs_node n = { .kind = FS_ROOT };
+	struct fs_node n = {.kind = FS_ROOT};
 	struct fs_dir *d;
 	struct stat st;
 	size_t i;
@@ -817,11 +821,13 @@ static void fs_readdir_common(fuse_req_t req, size_t size, off_t off,
 			e.ino = de->st.st_ino;
 			e.attr = de->st;
 			e.attr_timeout = e.entry_timeout = de->ttl;
-			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
-						     de->name, &e, (off_t)i + 1);
+			len =
+			    fuse_add_direntry_plus(req, buf + pos, size - pos,
+						   de->name, &e, (off_t)i + 1);
 		} else {
-			len = fuse_add_direntry(req, buf + pos, size - pos,
-						de->name, &de->st, (off_t)i + 1);
+			len =
+			    fuse_add_direntry(req, buf + pos, size - pos,
+					      de->name, &de->st, (off_t)i + 1);
 		}
 		if (len > size - pos)
 			break;
@@ -909,9 +915,9 @@ static void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void fs_op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* readlink must always reach us: ..data moves on rotation. */
-	conn->want &= ~(unsigned)(FUSE_CAP_CACHE_SYMLINKS |
-				  FUSE_CAP_WRITEBACK_CACHE |
-				  FUSE_CAP_EXPORT_SUPPORT);
+	conn->want &=
+	    ~(unsigned)(FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_WRITEBACK_CACHE |
+			FUSE_CAP_EXPORT_SUPPORT);
 }
 
 /* Every request that would change the tree.  The mount is also "ro", so the
@@ -1006,38 +1012,38 @@ static void fs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 /* FORGET is left out on purpose: inode numbers are computed, there is no
  * per-inode state to drop (libfuse answers it for us). */
 static const struct fuse_lowlevel_ops fs_ops = {
-	.init = fs_op_init,
-	.lookup = fs_op_lookup,
-	.getattr = fs_op_getattr,
-	.setattr = fs_op_setattr,
-	.readlink = fs_op_readlink,
-	.mknod = fs_op_mknod,
-	.mkdir = fs_op_mkdir,
-	.unlink = fs_op_unlink,
-	.rmdir = fs_op_unlink,
-	.symlink = fs_op_symlink,
-	.rename = fs_op_rename,
-	.link = fs_op_link,
-	.open = fs_op_open,
-	.read = fs_op_read,
-	.write = fs_op_write,
-	.flush = fs_op_flush,
-	.release = fs_op_release,
-	.fsync = fs_op_fsync,
-	.opendir = fs_op_opendir,
-	.readdir = fs_op_readdir,
-	.releasedir = fs_op_releasedir,
-	.fsyncdir = fs_op_fsync,
-	.statfs = fs_op_statfs,
-	.setxattr = fs_op_setxattr,
-	.getxattr = fs_op_getxattr,
-	.listxattr = fs_op_listxattr,
-	.removexattr = fs_op_removexattr,
-	.access = fs_op_access,
-	.create = fs_op_create,
-	.fallocate = fs_op_fallocate,
-	.readdirplus = fs_op_readdirplus,
-	.copy_file_range = fs_op_copy_file_range,
+    .init = fs_op_init,
+    .lookup = fs_op_lookup,
+    .getattr = fs_op_getattr,
+    .setattr = fs_op_setattr,
+    .readlink = fs_op_readlink,
+    .mknod = fs_op_mknod,
+    .mkdir = fs_op_mkdir,
+    .unlink = fs_op_unlink,
+    .rmdir = fs_op_unlink,
+    .symlink = fs_op_symlink,
+    .rename = fs_op_rename,
+    .link = fs_op_link,
+    .open = fs_op_open,
+    .read = fs_op_read,
+    .write = fs_op_write,
+    .flush = fs_op_flush,
+    .release = fs_op_release,
+    .fsync = fs_op_fsync,
+    .opendir = fs_op_opendir,
+    .readdir = fs_op_readdir,
+    .releasedir = fs_op_releasedir,
+    .fsyncdir = fs_op_fsync,
+    .statfs = fs_op_statfs,
+    .setxattr = fs_op_setxattr,
+    .getxattr = fs_op_getxattr,
+    .listxattr = fs_op_listxattr,
+    .removexattr = fs_op_removexattr,
+    .access = fs_op_access,
+    .create = fs_op_create,
+    .fallocate = fs_op_fallocate,
+    .readdirplus = fs_op_readdirplus,
+    .copy_file_range = fs_op_copy_file_range,
 };
 
 /* ---- invalidation ---- */
@@ -1083,7 +1089,7 @@ static void fs_inval_entry(struct fs *fs, fuse_ino_t dir, const char *name)
 static void fs_inval_slot(struct fs *fs, size_t slot)
 {
 	struct fs_seen *old = &fs->seen[slot], now;
-	struct fs_node n = { .kind = FS_SLOT_DIR, .slot = slot };
+	struct fs_node n = {.kind = FS_SLOT_DIR, .slot = slot};
 	fuse_ino_t dir = fs_ino(&n);
 	char name[FS_NAME_MAX];
 	size_t i;
@@ -1096,8 +1102,7 @@ static void fs_inval_slot(struct fs *fs, size_t slot)
 	for (i = 0; i < old->nseqs; i++) {
 		if (fs_seen_has_seq(&now, old->seqs[i]))
 			continue;
-		(void)snprintf(name, sizeof(name), "..v%" PRIu64,
-			       old->seqs[i]);
+		(void)snprintf(name, sizeof(name), "..v%" PRIu64, old->seqs[i]);
 		fs_inval_entry(fs, dir, name);
 	}
 	(void)fuse_lowlevel_notify_inval_inode(fs->se, dir, 0, 0);
@@ -1159,8 +1164,7 @@ void fs_invalidate(void *arg, size_t slot)
 /* ---- lifecycle ---- */
 
 /* libfuse's own messages (mount failures, mostly) as our log lines. */
-static void fs_fuse_log(enum fuse_log_level level, const char *fmt,
-			va_list ap)
+static void fs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	char msg[256];
 	size_t i;
@@ -1225,8 +1229,8 @@ void fs_set_clock(struct fs *fs, const struct clock *clk)
  * cannot umount2() a mount it made through fusermount3. */
 static int fs_fusermount_detach(const char *path)
 {
-	char *const argv[] = { "fusermount3", "-u", "-z", "--", (char *)path,
-			       NULL };
+	char *const argv[] = {"fusermount3", "-u",	   "-z",
+			      "--",	     (char *)path, NULL};
 	pid_t pid;
 	int status;
 
@@ -1254,35 +1258,42 @@ static int fs_check_mountpoint(const char *path, struct errmsg *err)
 
 	if (stat(path, &st) < 0 && errno == ENOTCONN) {
 		log_warnx("event=stale_mount path=%s msg=\"a FUSE mount left "
-			  "by a crashed run; detaching it\"", path);
+			  "by a crashed run; detaching it\"",
+			  path);
 		r = umount2(path, MNT_DETACH) == 0 ? 0 : -errno;
 		if (r == -EPERM)
 			r = fs_fusermount_detach(path);
 		if (r < 0)
-			return errmsg_set(err, r, "mount.path: %s: cannot "
+			return errmsg_set(err, r,
+					  "mount.path: %s: cannot "
 					  "detach a stale FUSE mount: %s",
 					  path, strerror(-r));
 	}
 	if (stat(path, &st) < 0) {
 		r = -errno;
 		if (r == -ENOENT)
-			return errmsg_set(err, r, "mount.path: %s does not "
-					  "exist", path);
+			return errmsg_set(err, r,
+					  "mount.path: %s does not "
+					  "exist",
+					  path);
 		return errmsg_set(err, r, "mount.path: %s: %s", path,
 				  strerror(-r));
 	}
 	if (!S_ISDIR(st.st_mode))
-		return errmsg_set(err, -ENOTDIR, "mount.path: %s is not a "
-				  "directory", path);
+		return errmsg_set(err, -ENOTDIR,
+				  "mount.path: %s is not a "
+				  "directory",
+				  path);
 	return 0;
 }
 
 int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
 {
 	/* No default_permissions: open() checks the readers list itself. */
-	char *argv[] = { "credbroker", "-o",
-			 "allow_other,fsname=credbroker,subtype=credbroker,"
-			 "ro,nosuid,nodev,noexec", NULL };
+	char *argv[] = {"credbroker", "-o",
+			"allow_other,fsname=credbroker,subtype=credbroker,"
+			"ro,nosuid,nodev,noexec",
+			NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	bool is_fd = strncmp(mountpoint, "/dev/fd/", 8) == 0;
 	struct fuse_session *se;
@@ -1298,12 +1309,16 @@ int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
 	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
 	fuse_opt_free_args(&args);
 	if (se == NULL)
-		return errmsg_set(err, -EIO, "mount.path: %s: cannot create "
-				  "the FUSE session", mountpoint);
+		return errmsg_set(err, -EIO,
+				  "mount.path: %s: cannot create "
+				  "the FUSE session",
+				  mountpoint);
 	if (fuse_session_mount(se, mountpoint) != 0) {
 		fuse_session_destroy(se);
-		return errmsg_set(err, -EIO, "mount.path: %s: FUSE mount "
-				  "failed (see the fuse_log line)", mountpoint);
+		return errmsg_set(err, -EIO,
+				  "mount.path: %s: FUSE mount "
+				  "failed (see the fuse_log line)",
+				  mountpoint);
 	}
 	fs->se = se;
 	fs->own_mount = !is_fd;
@@ -1319,10 +1334,11 @@ static int fs_recv_fd(int sock, int *ret, struct errmsg *err)
 		char buf[CMSG_SPACE(sizeof(int) * FS_SOCKET_MAX_FDS)];
 		struct cmsghdr align;
 	} ctl;
-	struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = ctl.buf,
-			      .msg_controllen = sizeof(ctl.buf) };
+	struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf)};
 	int fds[FS_SOCKET_MAX_FDS], nfds = 0, i, n;
 	struct cmsghdr *c;
 	ssize_t got;
@@ -1348,20 +1364,24 @@ static int fs_recv_fd(int sock, int *ret, struct errmsg *err)
 	}
 	for (i = 0; i < nfds; i++)
 		close(fds[i]);
-	return errmsg_set(err, -EPROTO, "fuse socket: expected one "
-			  "descriptor, got %d%s", nfds,
+	return errmsg_set(err, -EPROTO,
+			  "fuse socket: expected one "
+			  "descriptor, got %d%s",
+			  nfds,
 			  (msg.msg_flags & MSG_CTRUNC) ? " (truncated)" : "");
 }
 
 static int fs_connect(const char *path, struct errmsg *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = FS_SOCKET_TIMEOUT_SEC };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = FS_SOCKET_TIMEOUT_SEC};
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return errmsg_set(err, -ENAMETOOLONG, "fuse socket: %s: path "
-				  "too long", path);
+		return errmsg_set(err, -ENAMETOOLONG,
+				  "fuse socket: %s: path "
+				  "too long",
+				  path);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -1392,14 +1412,16 @@ int fs_mount_from_socket(struct fs *fs, const char *path, struct errmsg *err)
 	if (r < 0)
 		return r;
 	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode)) {
-		r = errmsg_set(err, -EPROTO, "fuse socket: %s: the descriptor "
-			       "received is not a character device", path);
+		r = errmsg_set(err, -EPROTO,
+			       "fuse socket: %s: the descriptor "
+			       "received is not a character device",
+			       path);
 		goto out;
 	}
 	(void)snprintf(devpath, sizeof(devpath), "/dev/fd/%d", fd);
 	r = fs_mount(fs, devpath, err);
 	if (r == 0)
-		fd = -1;	/* the session owns it now */
+		fd = -1; /* the session owns it now */
 out:
 	if (fd >= 0)
 		close(fd);

@@ -34,7 +34,7 @@ struct fs;
 /* Returns 0, -ENOMEM, or -EINVAL when the store has more slots than inode
  * numbers can address (65535).  The store must outlive the fs. */
 int fs_new(struct store *st, struct fs **ret)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* The clock the store was created with (clock_system() by default): reads
  * on an open file compare their version's expiry against it.  Call before
  * fs_start(). */
@@ -46,14 +46,14 @@ void fs_set_clock(struct fs *fs, const struct clock *clk);
  * For "/dev/fd/N" the fs owns N on success (closed by fs_stop()); on failure
  * the caller keeps it. */
 int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Connects to the Unix socket at path, receives one /dev/fuse descriptor
  * (SCM_RIGHTS, exactly one, a character device) from the privileged helper
  * that mounted it, and mounts it as "/dev/fd/N".  Returns 0, a connect
  * error, -EPROTO for a bad message, or what fs_mount() returns.  Waits at
  * most 10 s for the descriptor. */
 int fs_mount_from_socket(struct fs *fs, const char *path, struct errmsg *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Starts the threads that answer FUSE requests and send invalidations.
  * Returns 0, -ENOTCONN before fs_mount(), -EALREADY, or a pthread error. */
 int fs_start(struct fs *fs) __attribute__((warn_unused_result));

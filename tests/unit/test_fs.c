@@ -67,7 +67,7 @@ static int64_t fake_wall(void *arg)
 	return 1700000000LL * 1000000;
 }
 
-static const struct clock fake_clock = { fake_mono, fake_wall, NULL };
+static const struct clock fake_clock = {fake_mono, fake_wall, NULL};
 
 /* The fixture of the test running in this (forked) process. */
 static struct store *st;
@@ -239,7 +239,7 @@ static void cap_end(char *buf, size_t size)
  * cached attributes asynchronously, after fs_invalidate(). */
 static bool wait_size(int fd, off_t size)
 {
-	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	struct timespec ts = {0, 20 * 1000 * 1000};
 	struct stat sb;
 	int i;
 
@@ -253,7 +253,7 @@ static bool wait_size(int fd, off_t size)
 
 static bool wait_gone(const char *rel)
 {
-	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	struct timespec ts = {0, 20 * 1000 * 1000};
 	struct stat sb;
 	int i;
 
@@ -297,11 +297,11 @@ static void make_store(void)
 
 static void setup_mounted(void)
 {
-	struct errmsg err = { "" };
+	struct errmsg err = {""};
 
 	make_store();
-	publish(SLOT_DB, 1, T0 + HOUR, "password", "hunter2", "username",
-		"app", NULL);
+	publish(SLOT_DB, 1, T0 + HOUR, "password", "hunter2", "username", "app",
+		NULL);
 	publish(SLOT_API, 1, T0 + HOUR, "token", "tok-1", NULL);
 	ck_assert_msg(fs_mount(fs, mnt, &err) == 0, "mount: %s", err.text);
 	ck_assert_int_eq(fs_start(fs), 0);
@@ -497,16 +497,17 @@ START_TEST(test_fs_non_reader_gets_eacces)
 	assert_content("db/password", "hunter2");
 	cap_end(log, sizeof(log));
 	ck_assert_msg(strstr(log, "event=open_denied secret=api file=token "
-			     "uid=0 pid=") != NULL, "log: %s", log);
+				  "uid=0 pid=") != NULL,
+		      "log: %s", log);
 	ck_assert_msg(strstr(log, "event=open secret=db file=password "
-			     "version=1 uid=0 pid=") != NULL, "log: %s", log);
+				  "version=1 uid=0 pid=") != NULL,
+		      "log: %s", log);
 	ck_assert_msg(strstr(log, "hunter2") == NULL, "secret in the log");
-	ck_assert_int_eq(as_uid(UID_NOBODY, child_open, "db/password"),
-			 EACCES);
+	ck_assert_int_eq(as_uid(UID_NOBODY, child_open, "db/password"), EACCES);
 	ck_assert_int_eq(as_uid(UID_NOBODY, child_open, "api/token"), EACCES);
 	ck_assert_int_eq(as_uid(UID_OTHER, child_read_token, "api/token"), 0);
-	ck_assert_int_eq(as_uid(UID_OTHER, child_read_token,
-				"api/..v1/token"), 0);
+	ck_assert_int_eq(as_uid(UID_OTHER, child_read_token, "api/..v1/token"),
+			 0);
 }
 END_TEST
 
@@ -521,8 +522,8 @@ START_TEST(test_fs_open_pins_its_version)
 	path_of(path, sizeof(path), "db/password");
 	old_fd = open(path, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(old_fd, 0);
-	publish(SLOT_DB, 2, T0 + 2 * HOUR, "password",
-		"correct-horse-battery", "username", "app2", NULL);
+	publish(SLOT_DB, 2, T0 + 2 * HOUR, "password", "correct-horse-battery",
+		"username", "app2", NULL);
 	n = pread(old_fd, buf, sizeof(buf), 0);
 	ck_assert_int_eq(n, 7);
 	ck_assert(memcmp(buf, "hunter2", 7) == 0);
@@ -639,7 +640,7 @@ END_TEST
 
 START_TEST(test_fs_mount_rejects_bad_paths)
 {
-	struct errmsg err = { "" };
+	struct errmsg err = {""};
 	char path[PATH_MAX];
 	int fd;
 
@@ -665,16 +666,19 @@ static int kernel_mount(unsigned long flags)
 
 	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
-	(void)snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,"
-		       "group_id=0,allow_other", fd);
-	ck_assert_msg(mount("credbroker", mnt, "fuse.credbroker", flags,
-			    opts) == 0, "mount: %s", strerror(errno));
+	(void)snprintf(opts, sizeof(opts),
+		       "fd=%d,rootmode=40000,user_id=0,"
+		       "group_id=0,allow_other",
+		       fd);
+	ck_assert_msg(
+	    mount("credbroker", mnt, "fuse.credbroker", flags, opts) == 0,
+	    "mount: %s", strerror(errno));
 	return fd;
 }
 
 START_TEST(test_fs_mount_detaches_stale_mount)
 {
-	struct errmsg err = { "" };
+	struct errmsg err = {""};
 	struct stat sb;
 
 	/* A mount whose daemon is gone: its device closed. */
@@ -690,7 +694,7 @@ END_TEST
 /* Our own handlers, not the kernel's MS_RDONLY check, refuse writes. */
 START_TEST(test_fs_mount_dev_fd)
 {
-	struct errmsg err = { "" };
+	struct errmsg err = {""};
 	char path[PATH_MAX], other[PATH_MAX];
 	int fd;
 
@@ -746,14 +750,16 @@ static pid_t start_helper(const char *sock, int *out)
 	ssize_t n;
 	pid_t pid;
 
-	(void)snprintf(script, sizeof(script), "%s/tests/integration/"
-		       "fuse_fd_helper.py", CB_SOURCE_DIR);
+	(void)snprintf(script, sizeof(script),
+		       "%s/tests/integration/"
+		       "fuse_fd_helper.py",
+		       CB_SOURCE_DIR);
 	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		char *const argv[] = { CB_PYTHON, script, mnt, (char *)sock,
-				       NULL };
+		char *const argv[] = {CB_PYTHON, script, mnt, (char *)sock,
+				      NULL};
 
 		dup2(pipefd[1], 1);
 		execvp(argv[0], argv);
@@ -773,7 +779,7 @@ static pid_t start_helper(const char *sock, int *out)
 
 START_TEST(test_fs_mount_from_socket)
 {
-	struct errmsg err = { "" };
+	struct errmsg err = {""};
 	char sock[PATH_MAX];
 	struct statvfs sv;
 	int status, out;
@@ -782,8 +788,8 @@ START_TEST(test_fs_mount_from_socket)
 	(void)snprintf(sock, sizeof(sock), "%s/helper-%d.sock", base_dir,
 		       (int)getpid());
 	pid = start_helper(sock, &out);
-	ck_assert_msg(fs_mount_from_socket(fs, sock, &err) == 0,
-		      "mount: %s", err.text);
+	ck_assert_msg(fs_mount_from_socket(fs, sock, &err) == 0, "mount: %s",
+		      err.text);
 	ck_assert_int_eq(fs_start(fs), 0);
 	assert_content("db/password", "hunter2");
 	ck_assert_int_eq(statvfs(mnt, &sv), 0);
@@ -801,8 +807,8 @@ END_TEST
 /* A peer that sends a pipe, not /dev/fuse. */
 START_TEST(test_fs_socket_rejects_non_device)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct errmsg err = { "" };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct errmsg err = {""};
 	int lfd, cfd, p[2];
 	pid_t pid;
 
@@ -819,10 +825,11 @@ START_TEST(test_fs_socket_rejects_non_device)
 			char buf[CMSG_SPACE(sizeof(int))];
 			struct cmsghdr align;
 		} ctl;
-		struct iovec iov = { .iov_base = "x", .iov_len = 1 };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-				      .msg_control = ctl.buf,
-				      .msg_controllen = sizeof(ctl.buf) };
+		struct iovec iov = {.iov_base = "x", .iov_len = 1};
+		struct msghdr msg = {.msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = ctl.buf,
+				     .msg_controllen = sizeof(ctl.buf)};
 		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 
 		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -839,8 +846,7 @@ START_TEST(test_fs_socket_rejects_non_device)
 	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
 	close(lfd);
 	(void)unlink(sa.sun_path);
-	ck_assert_int_eq(fs_mount_from_socket(fs, sa.sun_path, &err),
-			 -ENOENT);
+	ck_assert_int_eq(fs_mount_from_socket(fs, sa.sun_path, &err), -ENOENT);
 }
 END_TEST
 
