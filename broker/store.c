@@ -369,11 +369,25 @@ size_t store_list_versions(struct store *st, size_t slot, uint64_t *seqs,
 	return n;
 }
 
+/* Kills versions already taken out of slot's table, outside the mutex. */
+static void store_drop(struct store *st, size_t slot, struct version **taken,
+		       size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		version_kill(taken[i]);
+		version_unref(taken[i]);
+	}
+	if (n > 0)
+		store_notify(st, slot);
+}
+
 void store_kill_slot(struct store *st, size_t slot)
 {
 	struct version *taken[STORE_KEEP_VERSIONS];
 	struct store_slot *s;
-	size_t i, n;
+	size_t n;
 
 	if (slot >= st->slot_count)
 		return;
@@ -383,12 +397,7 @@ void store_kill_slot(struct store *st, size_t slot)
 	memcpy(taken, s->versions, n * sizeof(taken[0]));
 	s->version_count = 0;
 	pthread_mutex_unlock(&st->lock);
-	for (i = 0; i < n; i++) {
-		version_kill(taken[i]);
-		version_unref(taken[i]);
-	}
-	if (n > 0)
-		store_notify(st, slot);
+	store_drop(st, slot, taken, n);
 }
 
 size_t store_expire(struct store *st, size_t slot)
@@ -410,11 +419,6 @@ size_t store_expire(struct store *st, size_t slot)
 	}
 	s->version_count = kept;
 	pthread_mutex_unlock(&st->lock);
-	for (i = 0; i < n; i++) {
-		version_kill(taken[i]);
-		version_unref(taken[i]);
-	}
-	if (n > 0)
-		store_notify(st, slot);
+	store_drop(st, slot, taken, n);
 	return n;
 }

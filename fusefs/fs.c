@@ -1287,6 +1287,23 @@ static int fs_check_mountpoint(const char *path, struct errmsg *err)
 	return 0;
 }
 
+/* allow_other only when some reader is not us: an unprivileged broker
+ * whose readers are its own uid then mounts without user_allow_other in
+ * /etc/fuse.conf. */
+static bool fs_needs_allow_other(const struct fs *fs)
+{
+	const struct store_slot_info *info;
+	size_t slot, i;
+
+	for (slot = 0; slot < store_slot_count(fs->st); slot++) {
+		info = store_slot_info(fs->st, slot);
+		for (i = 0; i < info->reader_count; i++)
+			if (info->readers[i] != geteuid())
+				return true;
+	}
+	return false;
+}
+
 int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
 {
 	/* No default_permissions: open() checks the readers list itself. */
@@ -1299,6 +1316,8 @@ int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
 	struct fuse_session *se;
 	int r;
 
+	if (!fs_needs_allow_other(fs))
+		argv[2] += strlen("allow_other,");
 	if (fs->se != NULL || fs->stopped)
 		return errmsg_set(err, -EALREADY, "mount: already mounted");
 	if (!is_fd) {
