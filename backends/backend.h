@@ -21,13 +21,26 @@
 
 #define LEASE_MAX_ID 128
 
+/* A lease that never expires by itself (a KV value): the broker polls it
+ * every secret's refresh interval instead of renewing it. */
+#define LEASE_NO_EXPIRY INT64_MAX
+
 /* What the broker keeps about one issued credential: no secret bytes. */
 struct lease {
-	char id[LEASE_MAX_ID];	/* role name, Vault lease id, ... */
+	char id[LEASE_MAX_ID];	/* role name, Vault lease id, KV path@version */
 	int64_t issued_wall;	/* wall usec */
-	int64_t expires_wall;	/* wall usec, as granted by the upstream */
+	int64_t expires_wall;	/* wall usec, as granted; or LEASE_NO_EXPIRY */
 	int64_t max_wall;	/* wall usec past which renewal is impossible */
 	bool renewable;
+	uint64_t identity;	/* the backend identity generation that issued
+				 * it (see maintain); 0 when not tracked */
+};
+
+/* The state of a backend's own upstream identity (a Vault token). */
+struct backend_identity {
+	uint64_t generation;	/* bumps with every new identity (login) */
+	int64_t expires_wall;	/* when the identity dies; LEASE_NO_EXPIRY */
+	int64_t next_wall;	/* when maintain wants to run again */
 };
 
 struct backend_issue_request {
@@ -74,6 +87,19 @@ struct backend_ops {
 	 * succeeds. */
 	int (*revoke)(struct backend *b, const struct lease *lease,
 		      struct errmsg *err);
+	/* Optional (NULL when the identity needs no upkeep).  Keeps the
+	 * upstream identity alive: renews it, or logs in again when renewal
+	 * can no longer extend it.  Fills *out.  Leases issued under an older
+	 * generation die with that identity (Vault revokes a token's leases
+	 * with it), so the broker re-issues them before out->expires_wall of
+	 * the old one. */
+	int (*maintain)(struct backend *b, int64_t now_wall,
+			struct backend_identity *out, struct errmsg *err);
+	/* Optional.  Asks the upstream whether lease still exists: 0 when it
+	 * does, -ENOENT when the upstream no longer knows it (revoked from
+	 * outside), another -errno when the question failed. */
+	int (*check)(struct backend *b, const struct lease *lease,
+		     struct errmsg *err);
 	/* Revoke every credential this instance issued that it still knows of,
 	 * and its own upstream identity where it has one. */
 	int (*revoke_all)(struct backend *b, struct errmsg *err);

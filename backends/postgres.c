@@ -1439,6 +1439,30 @@ static int pg_revoke(struct backend *b, const struct lease *lease,
 	return pg_run(b, pg_revoke_locked, role, err);
 }
 
+static int pg_check_locked(struct backend *b, void *arg, struct errmsg *err)
+{
+	int r = pg_role_exists(b, arg, err);
+
+	if (r == 0)
+		return errmsg_set(err, -ENOENT, "role %s no longer exists",
+				  (const char *)arg);
+	return r < 0 ? r : 0;
+}
+
+/* A role dropped behind our back (a DBA responding to an incident) is
+ * reported as -ENOENT, so the broker takes it out of the mount. */
+static int pg_check(struct backend *b, const struct lease *lease,
+		    struct errmsg *err)
+{
+	char role[PG_ROLE_MAX + 1];
+
+	if (!pg_role_valid(lease->id))
+		return errmsg_set(err, -EINVAL,
+				  "check: lease id is not a role name");
+	memcpy(role, lease->id, strlen(lease->id) + 1);
+	return pg_run(b, pg_check_locked, role, err);
+}
+
 /* Revokes every tracked role (one reconnect when a session dies under
  * us), then closes the admin session. */
 static int pg_revoke_all(struct backend *b, struct errmsg *err)
@@ -1535,6 +1559,7 @@ const struct backend_ops postgres_backend_ops = {
     .issue = pg_issue,
     .renew = pg_renew,
     .revoke = pg_revoke,
+    .check = pg_check,
     .revoke_all = pg_revoke_all,
     .destroy = pg_destroy,
 };

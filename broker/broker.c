@@ -38,8 +38,8 @@ int broker_schedule(struct broker *b, size_t slot, enum sched_kind kind,
 		(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_REFRESH);
 	r = sched_push(b->sched, &job);
 	if (r < 0)
-		log_warnx("event=schedule_failed secret=%s errno=%d",
-			  b->secrets[slot].cfg->name, -r);
+		log_warnx("event=schedule_failed kind=%d slot=%zu errno=%d",
+			  (int)kind, slot, -r);
 	pthread_cond_signal(&b->wake);
 	return r;
 }
@@ -50,6 +50,8 @@ static uint64_t broker_wall_to_mono(struct broker *b, int64_t wall)
 	int64_t now_wall = clock_wall(b->clk);
 	uint64_t now = clock_mono(b->clk);
 
+	if (wall == LEASE_NO_EXPIRY)
+		return UINT64_MAX;
 	if (wall <= now_wall)
 		return now;
 	return now + (uint64_t)(wall - now_wall);
@@ -67,11 +69,17 @@ static int broker_lease_json(const struct broker_secret *s, uint64_t seq,
 	clock_format_rfc3339(lease->issued_wall, issued, sizeof(issued));
 	clock_format_rfc3339(lease->expires_wall, expires, sizeof(expires));
 	clock_format_rfc3339(lease->max_wall, max, sizeof(max));
-	obj = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:b}", "secret",
-			s->cfg->name, "version", (json_int_t)seq, "lease_id",
-			lease->id, "backend", s->ops->type, "issued", issued,
-			"expires", expires, "max_expires", max, "renewable",
-			lease->renewable);
+	/* A value that never expires says so with null. */
+	obj = json_pack("{s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:b}",
+			"secret", s->cfg->name, "version", (json_int_t)seq,
+			"lease_id", lease->id, "backend", s->ops->type,
+			"issued", issued, "expires",
+			lease->expires_wall == LEASE_NO_EXPIRY ? json_null() :
+							       json_string(expires),
+			"max_expires",
+			lease->max_wall == LEASE_NO_EXPIRY ? json_null() :
+							   json_string(max),
+			"renewable", lease->renewable);
 	if (obj == NULL)
 		return -ENOMEM;
 	/* json_dumpb writes into our buffer: no jansson-allocated copy. */
@@ -199,6 +207,19 @@ static void broker_failed(struct broker *b, size_t slot, const char *what,
 			      clock_mono(b->clk) + delay, 0);
 }
 
+/* A value that never expires is polled; anything else is renewed or
+ * rotated at ~2/3 of its remaining life. */
+static uint64_t broker_next_refresh(struct broker *b,
+				    const struct broker_secret *s, uint64_t now,
+				    uint64_t expires)
+{
+	if (s->force_rotate)
+		return now;
+	if (expires == UINT64_MAX)
+		return now + s->cfg->refresh_usec;
+	return sched_renew_at(now, expires, broker_random());
+}
+
 /* Publishes a version of the current lease and schedules what follows:
  * the next refresh at ~2/3 of its remaining life, and its expiry. */
 static int broker_publish(struct broker *b, size_t slot, const struct kv *values,
@@ -220,10 +241,10 @@ static int broker_publish(struct broker *b, size_t slot, const struct kv *values
 		return errmsg_set(err, r, "publish failed");
 	s->version_seq++;
 	s->state = SECRET_ACTIVE;
-	(void)broker_schedule(b, slot, SCHED_EXPIRE, expires, 0);
+	if (expires != UINT64_MAX)
+		(void)broker_schedule(b, slot, SCHED_EXPIRE, expires, 0);
 	(void)broker_schedule(b, slot, SCHED_REFRESH,
-			      s->force_rotate ? now :
-			      sched_renew_at(now, expires, broker_random()), 0);
+			      broker_next_refresh(b, s, now, expires), 0);
 	pthread_cond_broadcast(&b->changed);
 	return 0;
 }
@@ -263,7 +284,19 @@ static void broker_do_issue(struct broker *b, size_t slot)
 			 "reason=revoked_meanwhile", s->cfg->name, lease.id);
 		goto out;
 	}
-	if (s->has_lease)
+	if (s->has_lease && !s->force_rotate &&
+	    strcmp(lease.id, s->lease.id) == 0) {
+		/* A polled value whose version did not change: no churn. */
+		s->failures = 0;
+		s->last_error[0] = '\0';
+		(void)broker_schedule(b, slot, SCHED_REFRESH,
+				      clock_mono(b->clk) + s->cfg->refresh_usec,
+				      0);
+		log_debug("event=unchanged secret=%s lease=%s", s->cfg->name,
+			  lease.id);
+		goto out;
+	}
+	if (s->has_lease && s->lease.expires_wall != LEASE_NO_EXPIRY)
 		broker_retire(b, slot, &s->lease,
 			      broker_wall_to_mono(b, s->lease.expires_wall));
 	s->lease = lease;
@@ -419,6 +452,122 @@ static void broker_job_retire(struct broker *b, size_t slot, uint64_t id)
 	*rl = s->retired[--s->retired_count];
 }
 
+/* Leases issued under an identity older than the backend's current one
+ * die with it: re-issue them now, under the new identity, so that readers
+ * switch before the old identity (and its leases) expire. */
+static void broker_reissue_old_identity(struct broker *b, size_t backend,
+					uint64_t generation)
+{
+	struct broker_secret *s;
+	size_t i;
+
+	for (i = 0; i < b->cfg->secret_count; i++) {
+		s = &b->secrets[i];
+		if (s->cfg->backend != backend || !s->has_lease ||
+		    s->state == SECRET_FROZEN || s->lease.identity == 0 ||
+		    s->lease.identity >= generation)
+			continue;
+		log_info("event=reissue_for_new_identity secret=%s lease=%s",
+			 s->cfg->name, s->lease.id);
+		s->force_rotate = true;
+		(void)broker_schedule(b, i, SCHED_REFRESH, clock_mono(b->clk),
+				      0);
+	}
+}
+
+static void broker_job_maintain(struct broker *b, size_t backend)
+{
+	const struct config_backend *cb = &b->cfg->backends[backend];
+	struct broker_backend *bs = &b->backend_state[backend];
+	struct backend_identity id = {0, 0, 0};
+	struct errmsg err = {{0}};
+	uint64_t delay;
+	int r;
+
+	pthread_mutex_unlock(&b->lock);
+	r = cb->ops->maintain(b->backends[backend], clock_wall(b->clk), &id,
+			      &err);
+	pthread_mutex_lock(&b->lock);
+	if (r < 0) {
+		delay = sched_backoff(bs->failures++, broker_random());
+		(void)snprintf(bs->last_error, sizeof(bs->last_error),
+			       "identity: %s", err.text);
+		log_warnx("event=identity_failed backend=%s errno=%d "
+			  "retry_in_ms=%llu error=\"%s\"", cb->name, -r,
+			  (unsigned long long)(delay / 1000), err.text);
+		(void)broker_schedule(b, backend, SCHED_MAINTAIN,
+				      clock_mono(b->clk) + delay, 0);
+		return;
+	}
+	bs->failures = 0;
+	bs->last_error[0] = '\0';
+	if (id.generation != bs->generation) {
+		if (bs->generation != 0)
+			broker_reissue_old_identity(b, backend, id.generation);
+		bs->generation = id.generation;
+	}
+	(void)broker_schedule(b, backend, SCHED_MAINTAIN,
+			      broker_wall_to_mono(b, id.next_wall), 0);
+}
+
+/* An upstream that no longer knows a current lease had it revoked from
+ * outside (a responder's "vault lease revoke -prefix", a DBA's DROP
+ * ROLE): the secret is taken out of the mount and frozen, as if revoked
+ * here. */
+static void broker_check_one(struct broker *b, size_t slot)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	struct errmsg err = {{0}};
+	uint64_t gen = s->generation;
+	struct lease lease = s->lease;
+	json_t *report = NULL;
+	int r;
+
+	pthread_mutex_unlock(&b->lock);
+	r = s->ops->check(s->backend, &lease, &err);
+	pthread_mutex_lock(&b->lock);
+	if (r != -ENOENT || gen != s->generation || !s->has_lease ||
+	    strcmp(lease.id, s->lease.id) != 0) {
+		if (r < 0 && r != -ENOENT)
+			log_debug("event=check_failed secret=%s errno=%d",
+				  s->cfg->name, -r);
+		return;
+	}
+	log_warnx("event=revoked_upstream secret=%s lease=%s action=frozen "
+		  "detail=\"%s\"", s->cfg->name, lease.id, err.text);
+	pthread_mutex_unlock(&b->lock);
+	(void)broker_revoke_slot(b, slot, &report);
+	json_decref(report);
+	pthread_mutex_lock(&b->lock);
+}
+
+/* Visits at most BROKER_CHECK_BATCH leases a second, so a broker with many
+ * secrets never floods its upstream with lookups. */
+static void broker_job_check(struct broker *b)
+{
+	size_t n = b->cfg->secret_count, visited = 0, slot;
+	uint64_t now;
+
+	while (b->check_cursor < n && visited < BROKER_CHECK_BATCH &&
+	       !b->stopping) {
+		slot = b->check_cursor++;
+		if (b->secrets[slot].ops->check == NULL ||
+		    !b->secrets[slot].has_lease ||
+		    b->secrets[slot].state != SECRET_ACTIVE)
+			continue;
+		visited++;
+		broker_check_one(b, slot);
+	}
+	now = clock_mono(b->clk);
+	if (b->check_cursor < n) {
+		(void)broker_schedule(b, 0, SCHED_CHECK, now + USEC_PER_SEC, 0);
+		return;
+	}
+	b->check_cursor = 0;
+	(void)broker_schedule(b, 0, SCHED_CHECK, now + b->cfg->lease_check_usec,
+			      0);
+}
+
 static void broker_run_job(struct broker *b, const struct sched_job *job)
 {
 	switch (job->kind) {
@@ -430,6 +579,12 @@ static void broker_run_job(struct broker *b, const struct sched_job *job)
 		break;
 	case SCHED_RETIRE:
 		broker_job_retire(b, job->slot, job->tag);
+		break;
+	case SCHED_MAINTAIN:
+		broker_job_maintain(b, job->slot);
+		break;
+	case SCHED_CHECK:
+		broker_job_check(b);
 		break;
 	}
 }
@@ -462,10 +617,17 @@ uint64_t broker_run_due(struct broker *b)
 
 void broker_schedule_all(struct broker *b)
 {
+	uint64_t now = clock_mono(b->clk);
 	size_t i;
 
+	for (i = 0; i < b->backend_count; i++)
+		if (b->cfg->backends[i].ops->maintain != NULL)
+			(void)broker_schedule(b, i, SCHED_MAINTAIN, now, 0);
 	for (i = 0; i < b->cfg->secret_count; i++)
-		(void)broker_schedule(b, i, SCHED_REFRESH, clock_mono(b->clk), 0);
+		(void)broker_schedule(b, i, SCHED_REFRESH, now, 0);
+	if (b->cfg->lease_check_usec > 0)
+		(void)broker_schedule(b, 0, SCHED_CHECK,
+				      now + b->cfg->lease_check_usec, 0);
 }
 
 static void *broker_thread(void *arg)
@@ -540,7 +702,10 @@ static int broker_make_backends(struct broker *b, struct errmsg *err)
 
 	b->backends = calloc(b->cfg->backend_count ? b->cfg->backend_count : 1,
 			     sizeof(*b->backends));
-	if (b->backends == NULL)
+	b->backend_state = calloc(b->cfg->backend_count ?
+				  b->cfg->backend_count : 1,
+				  sizeof(*b->backend_state));
+	if (b->backends == NULL || b->backend_state == NULL)
 		return -ENOMEM;
 	b->backend_count = b->cfg->backend_count;
 	for (i = 0; i < b->backend_count; i++) {
@@ -729,6 +894,7 @@ void broker_free(struct broker *b)
 		if (b->backends[i] != NULL)
 			b->cfg->backends[i].ops->destroy(b->backends[i]);
 	free(b->backends);
+	free(b->backend_state);
 	sched_free(b->sched);
 	pthread_cond_destroy(&b->wake);
 	pthread_cond_destroy(&b->changed);
@@ -761,7 +927,9 @@ static ssize_t broker_take_leases(struct broker *b, size_t slot,
 	s->has_lease = false;
 	s->retired_count = 0;
 	kv_clear(&s->values);
-	(void)sched_cancel(b->sched, (uint32_t)slot, -1);
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_REFRESH);
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_EXPIRE);
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_RETIRE);
 	pthread_cond_broadcast(&b->changed);
 	*ret = leases;
 	return (ssize_t)n;

@@ -38,8 +38,11 @@ static json_t *secret_status(struct broker *b, const struct broker_secret *s)
 	if (s->has_lease) {
 		clock_format_rfc3339(s->lease.issued_wall, issued,
 				     sizeof(issued));
-		clock_format_rfc3339(s->lease.expires_wall, expires,
-				     sizeof(expires));
+		if (s->lease.expires_wall != LEASE_NO_EXPIRY)
+			clock_format_rfc3339(s->lease.expires_wall, expires,
+					     sizeof(expires));
+		else
+			(void)snprintf(expires, sizeof(expires), "never");
 	}
 	obj = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:I, "
 			"s:I, s:s}",

@@ -52,6 +52,15 @@ struct broker_secret {
 	struct retired_lease *retired;	/* grows up to BROKER_MAX_RETIRED */
 };
 
+/* A backend's identity as the broker tracks it (protected by broker.lock). */
+struct broker_backend {
+	uint64_t generation;		/* of the backend's current identity */
+	unsigned failures;
+	char last_error[ERRMSG_MAX + 32];
+};
+
+#define BROKER_CHECK_BATCH 10		/* lookups per second, at most */
+
 struct broker {
 	struct config *cfg;
 	const struct clock *clk;
@@ -60,7 +69,9 @@ struct broker {
 	struct control *control;
 	size_t backend_count;
 	struct backend **backends;
+	struct broker_backend *backend_state;
 	struct broker_secret *secrets;
+	size_t check_cursor;		/* next slot the lease check visits */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;		/* CLOCK_MONOTONIC; scheduler waits */

@@ -295,6 +295,16 @@ static int config_parse_scalars(const json_t *root, struct config *c,
 					  "log_level: expected \"debug\", "
 					  "\"info\" or \"warn\"");
 	}
+	v = json_object_get(root, "lease_check_interval");
+	if (v == NULL)
+		return 0;
+	if (config_get_duration(v, "lease_check_interval", &c->lease_check_usec,
+				err) < 0)
+		return -EINVAL;
+	if (c->lease_check_usec != 0 &&
+	    c->lease_check_usec < CONFIG_MIN_TTL_USEC)
+		return errmsg_set(err, -EINVAL, "lease_check_interval: must be "
+				  "0s (off) or at least 1s");
 	return 0;
 }
 
@@ -486,6 +496,29 @@ static int config_secret_ttls(const json_t *obj, const char *path,
 	return 0;
 }
 
+/* How often a value that never expires by itself (KV) is polled. */
+static int config_secret_refresh(const json_t *obj, const char *path,
+				 struct config_secret *s, struct errmsg *err)
+{
+	char p[CONFIG_PATH_LEN];
+	const json_t *v;
+	int r;
+
+	s->refresh_usec = CONFIG_DEFAULT_REFRESH_USEC;
+	config_path_key(p, sizeof(p), path, "refresh");
+	v = json_object_get(obj, "refresh");
+	if (v == NULL)
+		return 0;
+	r = config_get_duration(v, p, &s->refresh_usec, err);
+	if (r < 0)
+		return r;
+	if (s->refresh_usec < CONFIG_MIN_TTL_USEC ||
+	    s->refresh_usec > CONFIG_MAX_TTL_USEC)
+		return errmsg_set(err, -EINVAL, "%s: must be from 1s to 366d",
+				  p);
+	return 0;
+}
+
 /* An octal string of read bits only: the mount is read-only, and a secret
  * file is never executable nor setuid/setgid/sticky. */
 static int config_get_mode(const json_t *v, const char *path, mode_t *ret,
@@ -618,7 +651,7 @@ static int config_parse_secret(const json_t *obj, const char *path,
 {
 	static const char *const keys[] = {
 	    "name", "backend", "ttl",	  "max_ttl", "uid",
-	    "gid",  "mode",    "readers", "files",   NULL};
+	    "gid",  "mode",    "readers", "files",   "refresh", NULL};
 	const struct config_backend *b;
 	int r;
 
@@ -636,6 +669,8 @@ static int config_parse_secret(const json_t *obj, const char *path,
 		r = config_secret_name(obj, path, c, s, err);
 	if (r == 0)
 		r = config_secret_ttls(obj, path, s, err);
+	if (r == 0)
+		r = config_secret_refresh(obj, path, s, err);
 	if (r == 0)
 		r = config_secret_owner(obj, path, s, err);
 	if (r == 0)
@@ -685,7 +720,7 @@ static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 {
 	static const char *const keys[] = {
 	    "mount",   "control", "revoke_on_exit", "log_level", "backends",
-	    "secrets", NULL};
+	    "secrets", "lease_check_interval", NULL};
 	int r;
 
 	if (!json_is_object(root))
@@ -697,6 +732,7 @@ static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 	       sizeof(CONFIG_DEFAULT_CONTROL));
 	c->revoke_on_exit = true;
 	c->log_level = LOG_LEVEL_INFO;
+	c->lease_check_usec = CONFIG_DEFAULT_LEASE_CHECK_USEC;
 	r = config_check_keys(root, "", keys, NULL, err);
 	if (r == 0)
 		r = config_parse_mount(json_object_get(root, "mount"), c, err);

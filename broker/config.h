@@ -21,6 +21,8 @@
 #define CONFIG_MAX_NAME 48	/* secret and backend names */
 #define CONFIG_MIN_TTL_USEC (1ULL * 1000000)
 #define CONFIG_MAX_TTL_USEC (366ULL * 24 * 3600 * 1000000)
+#define CONFIG_DEFAULT_REFRESH_USEC (5ULL * 60 * 1000000)
+#define CONFIG_DEFAULT_LEASE_CHECK_USEC (60ULL * 1000000)
 
 struct backend_ops;
 
@@ -35,6 +37,7 @@ struct config_secret {
 	size_t backend;			/* index into config.backends */
 	uint64_t ttl_usec;
 	uint64_t max_ttl_usec;		/* >= ttl */
+	uint64_t refresh_usec;		/* poll period of non-expiring values */
 	uid_t uid;
 	gid_t gid;
 	mode_t mode;			/* 0400 by default, never writable */
@@ -54,6 +57,7 @@ struct config {
 	size_t responder_count;
 	uid_t responders[STORE_MAX_READERS];
 	bool revoke_on_exit;
+	uint64_t lease_check_usec;	/* ask upstreams if leases live; 0: off */
 	enum log_level log_level;
 	size_t backend_count;
 	struct config_backend backends[CONFIG_MAX_BACKENDS];

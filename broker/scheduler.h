@@ -16,6 +16,8 @@ enum sched_kind {
 	SCHED_REFRESH,	/* renew the current lease, or issue when there is none */
 	SCHED_EXPIRE,	/* the current version reaches its hard expiry */
 	SCHED_RETIRE,	/* revoke a superseded lease upstream */
+	SCHED_MAINTAIN,	/* keep backend number `slot`'s identity alive */
+	SCHED_CHECK,	/* ask upstreams whether current leases still exist */
 };
 
 struct sched_job {

@@ -196,6 +196,29 @@ class RevokeTest(cbtest.BrokerTestCase):
         self.assertEqual(self.cb_roles(), {})
         self.assertEqual(b.stop(), 0)
 
+    def test_role_dropped_outside_is_taken_out_and_frozen(self):
+        """A DBA drops the role during an incident: within the lease check
+        interval the files are gone and the secret is frozen, instead of
+        serving a dead credential until the next renewal fails."""
+        cfg = self.config(secrets=[self.secret("db", ttl="1h")],
+                          lease_check_interval="1s")
+        b = self.start_broker(cfg)
+        b.wait_active("db")
+        user = b.read_secret("db")["username"].strip()
+        with self.admin() as c:
+            c.execute('DROP OWNED BY "%s"' % user)
+            c.execute('DROP ROLE "%s"' % user)
+        wait_until(lambda: b.secret_status("db")["state"] == "frozen", 10,
+                   0.1, "secret frozen after its role was dropped")
+        self.assertEqual(cbtest.errno_of(os.stat, b.path("db", "password")),
+                         errno.ENOENT)
+        self.assertIn("event=revoked_upstream secret=db lease=%s" % user,
+                      b.log_text())
+        time.sleep(2)
+        self.assertEqual(b.secret_status("db")["state"], "frozen")
+        self.assertEqual(self.cb_roles(), {})
+        self.assertEqual(b.stop(), 0)
+
     def test_non_responder_cannot_revoke(self):
         cfg = self.config(secrets=[self.secret("db")])
         b = self.start_broker(cfg)

@@ -39,7 +39,11 @@ static struct {
 	int issue_result;
 	int renew_result;
 	int revoke_result;
-	unsigned issues, renews, revokes;
+	int check_result;
+	bool polled;		/* issue values that never expire (KV) */
+	unsigned kv_version;	/* the polled value's version */
+	unsigned issues, renews, revokes, maintains, checks;
+	uint64_t identity;	/* current identity generation */
 	char revoked[16][LEASE_MAX_ID];
 	int64_t last_want;
 } fake;
@@ -76,6 +80,13 @@ static int fake_issue(struct backend *b, const struct backend_issue_request *req
 	lease->expires_wall = req->now_wall + (int64_t)req->ttl_usec;
 	lease->max_wall = req->now_wall + (int64_t)req->max_ttl_usec;
 	lease->renewable = true;
+	lease->identity = fake.identity;
+	if (fake.polled) {
+		snprintf(lease->id, sizeof(lease->id), "kv@%u",
+			 fake.kv_version);
+		lease->expires_wall = lease->max_wall = LEASE_NO_EXPIRY;
+		lease->renewable = false;
+	}
 	snprintf(pw, sizeof(pw), "pw-%u", fake.issues);
 	r = kv_set_str(values, "username", lease->id);
 	if (r == 0)
@@ -101,6 +112,28 @@ static int fake_revoke(struct backend *b, const struct lease *lease,
 		return errmsg_set(err, fake.revoke_result, "fake revoke failed");
 	snprintf(fake.revoked[fake.revokes++ % 16], LEASE_MAX_ID, "%s",
 		 lease->id);
+	return 0;
+}
+
+/* The identity is renewed every 10 s; the test bumps fake.identity to
+ * simulate a new login. */
+static int fake_maintain(struct backend *b, int64_t now_wall,
+			 struct backend_identity *out, struct errmsg *err)
+{
+	fake.maintains++;
+	out->generation = fake.identity;
+	out->expires_wall = now_wall + 60 * (int64_t)SEC;
+	out->next_wall = now_wall + 10 * (int64_t)SEC;
+	return 0;
+}
+
+static int fake_check(struct backend *b, const struct lease *lease,
+		      struct errmsg *err)
+{
+	fake.checks++;
+	if (fake.check_result < 0)
+		return errmsg_set(err, fake.check_result, "lease %s unknown",
+				  lease->id);
 	return 0;
 }
 
@@ -143,6 +176,26 @@ static const struct backend_ops fake_ops = {
 	.destroy = fake_destroy,
 };
 
+/* The same backend with an identity to keep alive and lease lookups. */
+static const struct backend_ops fakeid_ops = {
+	.type = "fakeid",
+	.default_files = fake_files,
+	.env_names = NULL,
+	.parse_config = fake_parse,
+	.free_config = fake_free,
+	.parse_secret_config = fake_parse,
+	.free_secret_config = fake_free,
+	.create = fake_create,
+	.login = fake_login,
+	.issue = fake_issue,
+	.renew = fake_renew,
+	.revoke = fake_revoke,
+	.maintain = fake_maintain,
+	.check = fake_check,
+	.revoke_all = fake_revoke_all,
+	.destroy = fake_destroy,
+};
+
 const struct backend_ops *__real_backend_find(const char *type);
 const struct backend_ops *__wrap_backend_find(const char *type);
 
@@ -150,12 +203,15 @@ const struct backend_ops *__wrap_backend_find(const char *type)
 {
 	if (strcmp(type, "fake") == 0)
 		return &fake_ops;
+	if (strcmp(type, "fakeid") == 0)
+		return &fakeid_ops;
 	return __real_backend_find(type);
 }
 
 /* ---- helpers ---- */
 
-static struct broker *make_broker(const char *ttl, const char *max_ttl)
+static struct broker *make_broker_of(const char *type, const char *ttl,
+				     const char *max_ttl)
 {
 	char text[1024];
 	struct errmsg err = {{0}};
@@ -166,9 +222,11 @@ static struct broker *make_broker(const char *ttl, const char *max_ttl)
 	now_usec = 1000 * SEC;
 	snprintf(text, sizeof(text),
 		 "{\"mount\": {\"path\": \"/nonexistent\", \"readers\": [0]},"
-		 " \"backends\": {\"f\": {\"type\": \"fake\"}},"
+		 " \"lease_check_interval\": \"30s\","
+		 " \"backends\": {\"f\": {\"type\": \"%s\"}},"
 		 " \"secrets\": [{\"name\": \"db\", \"backend\": \"f\","
-		 " \"ttl\": \"%s\", \"max_ttl\": \"%s\"}]}", ttl, max_ttl);
+		 " \"ttl\": \"%s\", \"max_ttl\": \"%s\", "
+		 "\"refresh\": \"20s\"}]}", type, ttl, max_ttl);
 	ck_assert_msg(config_parse(text, strlen(text), &cfg, &err) == 0, "%s",
 		      err.text);
 	ck_assert_msg(broker_new(cfg, &fake_clock, &b, &err) == 0, "%s",
@@ -177,6 +235,11 @@ static struct broker *make_broker(const char *ttl, const char *max_ttl)
 	broker_schedule_all(b);
 	pthread_mutex_unlock(&b->lock);
 	return b;
+}
+
+static struct broker *make_broker(const char *ttl, const char *max_ttl)
+{
+	return make_broker_of("fake", ttl, max_ttl);
 }
 
 /* Advances the fake clock to t and runs what is due; returns the next
@@ -399,6 +462,81 @@ START_TEST(test_broker_revoke_unconfirmed_is_retried)
 }
 END_TEST
 
+START_TEST(test_broker_polls_unchanged_value_without_churn)
+{
+	struct broker *b = make_broker("30s", "1h");
+	char buf[512];
+
+	fake.polled = true;
+	fake.kv_version = 1;
+	run_at(b, now_usec);
+	ck_assert_uint_eq(current_seq(b), 1);
+	read_current(b, ".lease.json", buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "\"expires\": null"));
+	/* Polled every 20 s; the same version publishes nothing. */
+	run_until(b, now_usec + 100 * SEC);
+	ck_assert_uint_eq(fake.issues, 6);
+	ck_assert_uint_eq(current_seq(b), 1);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	/* A new version is published at the next poll, and never expires. */
+	fake.kv_version = 2;
+	run_until(b, now_usec + 20 * SEC);
+	ck_assert_uint_eq(current_seq(b), 2);
+	ck_assert_str_eq(b->secrets[0].lease.id, "kv@2");
+	run_until(b, now_usec + 3600 * SEC);
+	ck_assert_uint_eq(current_seq(b), 2);
+	ck_assert_uint_eq(fake.revokes, 0);
+	broker_free(b);
+}
+END_TEST
+
+START_TEST(test_broker_new_identity_reissues_old_leases)
+{
+	struct broker *b = make_broker_of("fakeid", "30s", "1h");
+
+	fake.identity = 1;
+	run_at(b, now_usec);
+	ck_assert_uint_eq(fake.maintains, 1);
+	ck_assert_uint_eq(fake.issues, 1);
+	/* Renewals of the identity: nothing to re-issue. */
+	run_until(b, now_usec + 15 * SEC);
+	ck_assert_uint_ge(fake.maintains, 2);
+	ck_assert_uint_eq(fake.issues, 1);
+	/* A new login: the lease of the old identity is replaced at once. */
+	fake.identity = 2;
+	run_until(b, now_usec + 10 * SEC);
+	ck_assert_uint_eq(fake.issues, 2);
+	ck_assert_uint_eq(b->secrets[0].lease.identity, 2);
+	ck_assert_str_eq(b->secrets[0].lease.id, "role2");
+	broker_free(b);
+}
+END_TEST
+
+START_TEST(test_broker_lease_revoked_outside_is_frozen)
+{
+	struct broker *b = make_broker_of("fakeid", "1h", "1h");
+
+	run_at(b, now_usec);
+	run_until(b, now_usec + 31 * SEC);
+	ck_assert_uint_eq(fake.checks, 1);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	fake.check_result = -ENOENT;
+	run_until(b, now_usec + 30 * SEC);
+	ck_assert_uint_eq(fake.checks, 2);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_FROZEN);
+	ck_assert_ptr_null(store_pin_current(b->store, 0));
+	/* A failing lookup is not a revocation. */
+	broker_free(b);
+	b = make_broker_of("fakeid", "1h", "1h");
+	run_at(b, now_usec);
+	fake.check_result = -ETIMEDOUT;
+	run_until(b, now_usec + 31 * SEC);
+	ck_assert_uint_eq(fake.checks, 1);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	broker_free(b);
+}
+END_TEST
+
 static Suite *broker_suite(void)
 {
 	Suite *s = suite_create("broker");
@@ -411,6 +549,9 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_serves_last_good_until_expiry_only);
 	tcase_add_test(tc, test_broker_revoke_freezes_until_unfreeze);
 	tcase_add_test(tc, test_broker_revoke_unconfirmed_is_retried);
+	tcase_add_test(tc, test_broker_polls_unchanged_value_without_churn);
+	tcase_add_test(tc, test_broker_new_identity_reissues_old_leases);
+	tcase_add_test(tc, test_broker_lease_revoked_outside_is_frozen);
 	suite_add_tcase(s, tc);
 	return s;
 }

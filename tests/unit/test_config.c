@@ -246,6 +246,8 @@ START_TEST(test_config_defaults)
 	ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
 	s = &c->secrets[0];
 	ck_assert_uint_eq(s->max_ttl_usec, s->ttl_usec);
+	ck_assert_uint_eq(s->refresh_usec, CONFIG_DEFAULT_REFRESH_USEC);
+	ck_assert_uint_eq(c->lease_check_usec, CONFIG_DEFAULT_LEASE_CHECK_USEC);
 	ck_assert_uint_eq(s->uid, getuid());
 	ck_assert_uint_eq(s->gid, getgid());
 	ck_assert_uint_eq(s->mode, 0400);
@@ -392,6 +394,13 @@ static const struct bad_case bad_cases[] = {
     {DOC(",'max_ttl':'400d'"), -EINVAL, "secrets[0].max_ttl: longer than 366d"},
     {DOC(",'max_ttl':null"), -EINVAL,
      "secrets[0].max_ttl: expected a duration string"},
+    {DOC(",'refresh':'500ms'"), -EINVAL, "secrets[0].refresh: must be from 1s"},
+    {DOC(",'refresh':5"), -EINVAL,
+     "secrets[0].refresh: expected a duration string"},
+    {"{" MOUNT "," FAKE "," SECRET("") ",'lease_check_interval':'10ms'}",
+     -EINVAL, "lease_check_interval: must be 0s (off) or at least 1s"},
+    {"{" MOUNT "," FAKE "," SECRET("") ",'lease_check_interval':true}",
+     -EINVAL, "lease_check_interval: expected a duration string"},
     /* ownership and mode */
     {DOC(",'mode':'0600'"), -EINVAL, "secrets[0].mode: only read bits"},
     {DOC(",'mode':'0500'"), -EINVAL, "secrets[0].mode: only read bits"},
