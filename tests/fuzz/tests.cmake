@@ -19,3 +19,4 @@ endfunction()
 
 cb_fuzz_target(fuzz_render core cb_core)
 cb_fuzz_target(fuzz_config core cb_broker)
+cb_fuzz_target(fuzz_vault_api vault cb_backends)

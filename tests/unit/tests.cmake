@@ -24,3 +24,7 @@ target_compile_definitions(test_fs PRIVATE CB_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
 set_tests_properties(test_fs PROPERTIES SKIP_RETURN_CODE 77)
 cb_unit_test(test_broker core cb_broker)
 target_link_options(test_broker PRIVATE -Wl,--wrap=backend_find)
+cb_unit_test(test_vault_api vault cb_backends)
+target_compile_definitions(test_vault_api PRIVATE
+	CB_SHARED_DIR="${CB_SHARED_DIR}")
+set_tests_properties(test_vault_api PROPERTIES SKIP_RETURN_CODE 77)
