@@ -101,6 +101,75 @@ static int broker_lease_json(const struct broker_secret *s, uint64_t seq,
 	return 0;
 }
 
+/* The index of file name in the secret's layout, appended when new: a
+ * name keeps its index across versions (the FUSE side names files by
+ * index), even when some version lacks it. */
+static int broker_layout_index(struct broker_secret *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->layout_count; i++)
+		if (strcmp(s->layout[i], name) == 0)
+			return (int)i;
+	if (s->layout_count == STORE_MAX_FILES)
+		return -EMSGSIZE;
+	(void)snprintf(s->layout[s->layout_count], STORE_MAX_FILE_NAME, "%s",
+		       name);
+	return (int)s->layout_count++;
+}
+
+static int broker_add_file(struct broker_secret *s, struct version *v,
+			   const char *name, struct secret *data,
+			   struct errmsg *err)
+{
+	int idx = broker_layout_index(s, name);
+
+	if (idx < 0) {
+		secret_free(data);
+		return errmsg_set(err, idx, "more than %d files",
+				  STORE_MAX_FILES);
+	}
+	return version_set_file(v, (size_t)idx, name, data);
+}
+
+/* A key can be its own file when it is a safe file name and no rendering
+ * of the same name is configured. */
+static bool broker_key_is_file(const char *key)
+{
+	size_t len = strlen(key);
+
+	return len > 0 && len < STORE_MAX_FILE_NAME && key[0] != '.' &&
+	       !render_is_format(key) &&
+	       strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			   "0123456789._-") == len;
+}
+
+/* "*": one file per key of the values (KV data), as raw bytes. */
+static int broker_add_every_key(struct broker_secret *s, struct version *v,
+				const struct kv *values, struct errmsg *err)
+{
+	struct secret *data;
+	size_t i, len;
+	void *p;
+	int r;
+
+	for (i = 0; i < values->count; i++) {
+		if (!broker_key_is_file(values->items[i].key)) {
+			log_warnx("event=key_not_a_file secret=%s key_len=%zu",
+				  s->cfg->name, strlen(values->items[i].key));
+			continue;
+		}
+		p = secret_expose(values->items[i].value, &len);
+		r = secret_from(p, len, &data);
+		if (r == 0)
+			r = broker_add_file(s, v, values->items[i].key, data,
+					    err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Renders every configured file of one credential into a new version. */
 static int broker_build_version(struct broker *b, struct broker_secret *s,
 				uint64_t seq, const struct lease *lease,
@@ -124,17 +193,20 @@ static int broker_build_version(struct broker *b, struct broker_secret *s,
 		const char *spec = s->cfg->file_count ? s->cfg->files[i] :
 							defaults[i];
 
-		r = render_file(spec, values, s->ops->env_names, &data, err);
-		if (r < 0)
-			goto fail;
-		r = version_add_file(v, spec, data);
+		if (strcmp(spec, "*") == 0) {
+			r = broker_add_every_key(s, v, values, err);
+		} else {
+			r = render_file(spec, values, s->ops->env_names, &data,
+					err);
+			if (r == 0)
+				r = broker_add_file(s, v, spec, data, err);
+		}
 		if (r < 0)
 			goto fail;
 	}
 	r = broker_lease_json(s, seq, lease, &data);
-	if (r < 0)
-		goto fail;
-	r = version_add_file(v, ".lease.json", data);
+	if (r == 0)
+		r = broker_add_file(s, v, ".lease.json", data, err);
 	if (r < 0)
 		goto fail;
 	*ret = v;

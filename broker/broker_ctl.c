@@ -87,7 +87,8 @@ static json_t *cmd_ls(struct broker *b, const json_t *req)
 		files = json_array();
 		v = store_pin_current(b->store, i);
 		for (j = 0; v != NULL && j < version_file_count(v); j++)
-			(void)json_array_append_new(files, json_pack("{s:s, s:I}",
+			if (version_has_file(v, j))
+				(void)json_array_append_new(files, json_pack("{s:s, s:I}",
 				"name", version_file_name(v, j), "size",
 				(json_int_t)version_file_size(v, j)));
 		(void)json_array_append_new(list, json_pack("{s:s, s:I, s:o}",

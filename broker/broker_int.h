@@ -47,6 +47,8 @@ struct broker_secret {
 	char last_error[ERRMSG_MAX + 32];
 	uint64_t rotations;
 	uint64_t renewals;
+	size_t layout_count;		/* file names, each at a fixed index */
+	char layout[STORE_MAX_FILES][STORE_MAX_FILE_NAME];
 	size_t retired_count;
 	size_t retired_capacity;
 	struct retired_lease *retired;	/* grows up to BROKER_MAX_RETIRED */

@@ -111,9 +111,14 @@ static bool config_name_valid(const char *s)
 
 /* True for a file name a secret directory may hold: [A-Za-z0-9._-], not
  * starting with '.' (which also keeps out ".", ".." and ".lease.json"). */
+/* "*" stands for one file per key of the issued values. */
 static bool config_file_name_valid(const char *s)
 {
-	size_t n =
+	size_t n;
+
+	if (strcmp(s, "*") == 0)
+		return true;
+	n =
 	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 		      "0123456789._-");
 

@@ -65,28 +65,41 @@ static bool store_name_ok(const char *name)
 	       strchr(name, '/') == NULL;
 }
 
-int version_add_file(struct version *v, const char *name, struct secret *data)
+static bool store_file_name_ok(const char *name)
 {
 	size_t len = strlen(name);
-	int r = 0;
 
 	/* ".lease.json" is the one dot file: the broker's metadata. */
-	if (len == 0 || len >= STORE_MAX_FILE_NAME || strchr(name, '/') ||
-	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-	    strncmp(name, "..", 2) == 0)
+	return len > 0 && len < STORE_MAX_FILE_NAME && !strchr(name, '/') &&
+	       strncmp(name, "..", 2) != 0 && strcmp(name, ".") != 0;
+}
+
+int version_set_file(struct version *v, size_t idx, const char *name,
+		     struct secret *data)
+{
+	int r = 0;
+
+	if (!store_file_name_ok(name))
 		r = -EINVAL;
-	else if (version_find_file(v, name) >= 0)
+	else if (version_find_file(v, name) >= 0 ||
+		 (idx < v->file_count && v->files[idx].name[0] != '\0'))
 		r = -EEXIST;
-	else if (v->file_count >= STORE_MAX_FILES)
+	else if (idx >= STORE_MAX_FILES)
 		r = -EMSGSIZE;
 	if (r < 0) {
 		secret_free(data);
 		return r;
 	}
-	memcpy(v->files[v->file_count].name, name, len + 1);
-	v->files[v->file_count].data = data;
-	v->file_count++;
+	memcpy(v->files[idx].name, name, strlen(name) + 1);
+	v->files[idx].data = data;
+	if (idx >= v->file_count)
+		v->file_count = idx + 1;
 	return 0;
+}
+
+int version_add_file(struct version *v, const char *name, struct secret *data)
+{
+	return version_set_file(v, v->file_count, name, data);
 }
 
 struct version *version_ref(struct version *v)
@@ -124,7 +137,12 @@ size_t version_file_count(const struct version *v)
 
 const char *version_file_name(const struct version *v, size_t idx)
 {
-	return idx < v->file_count ? v->files[idx].name : NULL;
+	return version_has_file(v, idx) ? v->files[idx].name : NULL;
+}
+
+bool version_has_file(const struct version *v, size_t idx)
+{
+	return idx < v->file_count && v->files[idx].name[0] != '\0';
 }
 
 int version_find_file(const struct version *v, const char *name)
@@ -132,7 +150,8 @@ int version_find_file(const struct version *v, const char *name)
 	size_t i;
 
 	for (i = 0; i < v->file_count; i++)
-		if (strcmp(v->files[i].name, name) == 0)
+		if (v->files[i].name[0] != '\0' &&
+		    strcmp(v->files[i].name, name) == 0)
 			return (int)i;
 	return -ENOENT;
 }

@@ -39,12 +39,22 @@ int version_new(uint64_t seq, uint64_t expires_mono, struct version **ret)
  * 0, -EINVAL for a bad name, -EEXIST, -EMSGSIZE past STORE_MAX_FILES. */
 int version_add_file(struct version *v, const char *name, struct secret *data)
 	__attribute__((warn_unused_result));
+/* Puts a file at index idx, leaving holes below it: a secret keeps each
+ * file name at one index across versions even when a version lacks some
+ * (the FUSE side names files by index).  Same ownership and errors as
+ * version_add_file. */
+int version_set_file(struct version *v, size_t idx, const char *name,
+		     struct secret *data) __attribute__((warn_unused_result));
 struct version *version_ref(struct version *v);
 /* Drops a reference; the last one wipes and frees.  NULL-safe. */
 void version_unref(struct version *v);
 uint64_t version_seq(const struct version *v);
 uint64_t version_expires(const struct version *v);
+/* One past the highest file index (holes included). */
 size_t version_file_count(const struct version *v);
+/* True when index idx holds a file (not a hole). */
+bool version_has_file(const struct version *v, size_t idx);
+/* The name at idx, or NULL for a hole. */
 const char *version_file_name(const struct version *v, size_t idx);
 /* The index of file name, or -ENOENT. */
 int version_find_file(const struct version *v, const char *name);

@@ -368,7 +368,7 @@ static int fs_node_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 		fs_stat_dir(fs, n, st);
 	else if (n->kind == FS_DATA_LINK)
 		fs_stat_link(fs, n->slot, v, st);
-	else if (n->file < version_file_count(v))
+	else if (version_has_file(v, n->file))
 		fs_stat_file(fs, n->slot, n->seq, v, n->file, st);
 	else
 		goto out;
@@ -541,7 +541,7 @@ static int fs_open_handle(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 		return n.kind == FS_DATA_LINK ? -ELOOP : -EISDIR;
 	r = -ENOENT;
 	v = fs_pin(fs, &n);
-	if (v == NULL || n.file >= version_file_count(v))
+	if (v == NULL || !version_has_file(v, n.file))
 		goto out;
 	info = store_slot_info(fs->st, n.slot);
 	if (!fs_is_reader(info, ctx->uid)) {
@@ -691,6 +691,8 @@ static void fs_dir_fill_version(struct fs *fs, struct fs_dir *d, size_t slot,
 	size_t i;
 
 	for (i = 0; i < version_file_count(v); i++) {
+		if (!version_has_file(v, i))
+			continue;
 		fs_stat_file(fs, slot, seq, v, i, &st);
 		fs_dir_add(d, version_file_name(v, i), &st,
 			   fs_ttl(seq == 0 ? FS_TOP_FILE : FS_VER_FILE));
@@ -1060,7 +1062,8 @@ static void fs_seen_capture(struct fs *fs, size_t slot, struct fs_seen *s)
 		for (i = 0; i < version_file_count(v) && i < STORE_MAX_FILES;
 		     i++)
 			(void)snprintf(s->files[i], FS_NAME_MAX, "%s",
-				       version_file_name(v, i));
+				       version_has_file(v, i) ?
+					       version_file_name(v, i) : "");
 		s->nfiles = i;
 		version_unref(v);
 	}
@@ -1096,7 +1099,8 @@ static void fs_inval_slot(struct fs *fs, size_t slot)
 
 	fs_seen_capture(fs, slot, &now);
 	for (i = 0; i < old->nfiles; i++)
-		fs_inval_entry(fs, dir, old->files[i]);
+		if (old->files[i][0] != '\0')
+			fs_inval_entry(fs, dir, old->files[i]);
 	if (old->has_current)
 		fs_inval_entry(fs, dir, "..data");
 	for (i = 0; i < old->nseqs; i++) {

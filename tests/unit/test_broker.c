@@ -91,6 +91,11 @@ static int fake_issue(struct backend *b, const struct backend_issue_request *req
 	r = kv_set_str(values, "username", lease->id);
 	if (r == 0)
 		r = kv_set_str(values, "password", pw);
+	/* KV-like data whose keys come and go between versions. */
+	if (r == 0 && fake.polled && fake.kv_version % 2 == 0)
+		r = kv_set_str(values, "extra", "x");
+	if (r == 0 && fake.polled)
+		r = kv_set_str(values, "bad/key", "y");
 	return r;
 }
 
@@ -210,6 +215,8 @@ const struct backend_ops *__wrap_backend_find(const char *type)
 
 /* ---- helpers ---- */
 
+static const char *files_json = "";
+
 static struct broker *make_broker_of(const char *type, const char *ttl,
 				     const char *max_ttl)
 {
@@ -226,7 +233,7 @@ static struct broker *make_broker_of(const char *type, const char *ttl,
 		 " \"backends\": {\"f\": {\"type\": \"%s\"}},"
 		 " \"secrets\": [{\"name\": \"db\", \"backend\": \"f\","
 		 " \"ttl\": \"%s\", \"max_ttl\": \"%s\", "
-		 "\"refresh\": \"20s\"}]}", type, ttl, max_ttl);
+		 "\"refresh\": \"20s\"%s}]}", type, ttl, max_ttl, files_json);
 	ck_assert_msg(config_parse(text, strlen(text), &cfg, &err) == 0, "%s",
 		      err.text);
 	ck_assert_msg(broker_new(cfg, &fake_clock, &b, &err) == 0, "%s",
@@ -537,6 +544,44 @@ START_TEST(test_broker_lease_revoked_outside_is_frozen)
 }
 END_TEST
 
+static int file_index(struct broker *b, const char *name)
+{
+	struct version *v = store_pin_current(b->store, 0);
+	int idx = version_find_file(v, name);
+
+	version_unref(v);
+	return idx;
+}
+
+START_TEST(test_broker_every_key_keeps_file_indexes)
+{
+	struct broker *b;
+	int extra, pw;
+
+	files_json = ", \"files\": [\"*\", \"json\"]";
+	b = make_broker("30s", "1h");
+	files_json = "";
+	fake.polled = true;
+	fake.kv_version = 2;		/* with "extra" */
+	run_at(b, now_usec);
+	extra = file_index(b, "extra");
+	pw = file_index(b, "password");
+	ck_assert_int_ge(extra, 0);
+	ck_assert_int_ge(pw, 0);
+	ck_assert_int_eq(file_index(b, "bad/key"), -ENOENT);
+	ck_assert_int_ge(file_index(b, "json"), 0);
+	fake.kv_version = 3;		/* "extra" gone: a hole, same indexes */
+	run_until(b, now_usec + 20 * SEC);
+	ck_assert_uint_eq(current_seq(b), 2);
+	ck_assert_int_eq(file_index(b, "extra"), -ENOENT);
+	ck_assert_int_eq(file_index(b, "password"), pw);
+	fake.kv_version = 4;		/* back at its old index */
+	run_until(b, now_usec + 20 * SEC);
+	ck_assert_int_eq(file_index(b, "extra"), extra);
+	broker_free(b);
+}
+END_TEST
+
 static Suite *broker_suite(void)
 {
 	Suite *s = suite_create("broker");
@@ -552,6 +597,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_polls_unchanged_value_without_churn);
 	tcase_add_test(tc, test_broker_new_identity_reissues_old_leases);
 	tcase_add_test(tc, test_broker_lease_revoked_outside_is_frozen);
+	tcase_add_test(tc, test_broker_every_key_keeps_file_indexes);
 	suite_add_tcase(s, tc);
 	return s;
 }

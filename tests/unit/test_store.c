@@ -208,6 +208,31 @@ START_TEST(test_store_rejects_bad_slots)
 }
 END_TEST
 
+START_TEST(test_store_version_holes_keep_indexes)
+{
+	struct version *v;
+	struct secret *s;
+
+	ck_assert_int_eq(version_new(1, 10, &v), 0);
+	ck_assert_int_eq(secret_from("b", 1, &s), 0);
+	ck_assert_int_eq(version_set_file(v, 2, "b", s), 0);
+	ck_assert_uint_eq(version_file_count(v), 3);
+	ck_assert(!version_has_file(v, 0));
+	ck_assert_ptr_null(version_file_name(v, 1));
+	ck_assert_int_eq(version_find_file(v, "b"), 2);
+	ck_assert_int_eq(version_find_file(v, ""), -ENOENT);
+	ck_assert_int_eq(secret_from("a", 1, &s), 0);
+	ck_assert_int_eq(version_set_file(v, 0, "a", s), 0);
+	ck_assert_int_eq(secret_from("x", 1, &s), 0);
+	ck_assert_int_eq(version_set_file(v, 0, "c", s), -EEXIST);
+	ck_assert_int_eq(secret_from("x", 1, &s), 0);
+	ck_assert_int_eq(version_set_file(v, STORE_MAX_FILES, "d", s),
+			 -EMSGSIZE);
+	ck_assert_uint_eq(version_file_size(v, 1), 0);
+	version_unref(v);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -220,6 +245,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_store_keeps_bounded_history);
 	tcase_add_test(tc, test_store_version_files);
 	tcase_add_test(tc, test_store_rejects_bad_slots);
+	tcase_add_test(tc, test_store_version_holes_keep_indexes);
 	suite_add_tcase(s, tc);
 	return s;
 }
