@@ -251,6 +251,7 @@ static void broker_retire(struct broker *b, size_t slot,
 	}
 	rl = &s->retired[s->retired_count++];
 	rl->lease = *lease;
+	rl->last_seq = s->version_seq;
 	rl->id = ++b->next_retired_id;
 	rl->failures = 0;
 	(void)broker_schedule(b, slot, SCHED_RETIRE, deadline, rl->id);
@@ -321,6 +322,16 @@ static int broker_publish(struct broker *b, size_t slot, const struct kv *values
 	return 0;
 }
 
+/* When a superseded lease is revoked: at its expiry, or after the
+ * configured overlap when that comes first. */
+static uint64_t broker_retire_at(struct broker *b, const struct broker_secret *s)
+{
+	uint64_t at = broker_wall_to_mono(b, s->lease.expires_wall);
+	uint64_t overlap = clock_mono(b->clk) + s->cfg->overlap_usec;
+
+	return s->cfg->overlap_usec > 0 && overlap < at ? overlap : at;
+}
+
 /* A new credential: issue upstream, then publish unless a revoke or a stop
  * came in meanwhile, in which case the fresh credential is revoked. */
 static void broker_do_issue(struct broker *b, size_t slot)
@@ -369,8 +380,7 @@ static void broker_do_issue(struct broker *b, size_t slot)
 		goto out;
 	}
 	if (s->has_lease && s->lease.expires_wall != LEASE_NO_EXPIRY)
-		broker_retire(b, slot, &s->lease,
-			      broker_wall_to_mono(b, s->lease.expires_wall));
+		broker_retire(b, slot, &s->lease, broker_retire_at(b, s));
 	s->lease = lease;
 	s->has_lease = true;
 	s->force_rotate = false;
@@ -496,8 +506,8 @@ static void broker_job_retire(struct broker *b, size_t slot, uint64_t id)
 	struct broker_secret *s = &b->secrets[slot];
 	struct errmsg err = {{0}};
 	struct retired_lease *rl;
+	uint64_t delay, last_seq;
 	struct lease lease;
-	uint64_t delay;
 	int r;
 
 	rl = broker_find_retired(s, id);
@@ -521,7 +531,12 @@ static void broker_job_retire(struct broker *b, size_t slot, uint64_t id)
 		return;
 	}
 	log_info("event=retired secret=%s lease=%s", s->cfg->name, lease.id);
+	last_seq = rl->last_seq;
 	*rl = s->retired[--s->retired_count];
+	/* Revoked before its expiry (an overlap): its versions go too. */
+	pthread_mutex_unlock(&b->lock);
+	(void)store_kill_upto(b->store, slot, last_seq);
+	pthread_mutex_lock(&b->lock);
 }
 
 /* Leases issued under an identity older than the backend's current one

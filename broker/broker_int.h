@@ -25,6 +25,7 @@ enum secret_state {
 /* A superseded or expired lease still to be revoked upstream. */
 struct retired_lease {
 	struct lease lease;
+	uint64_t last_seq;		/* its newest store version */
 	uint64_t id;
 	unsigned failures;
 };

@@ -501,6 +501,25 @@ static int config_secret_ttls(const json_t *obj, const char *path,
 	return 0;
 }
 
+/* How long a superseded credential stays valid after a rotation;
+ * absent: until it expires. */
+static int config_secret_overlap(const json_t *obj, const char *path,
+				 struct config_secret *s, struct errmsg *err)
+{
+	char p[CONFIG_PATH_LEN];
+	const json_t *v = json_object_get(obj, "overlap");
+
+	s->overlap_usec = 0;
+	if (v == NULL)
+		return 0;
+	config_path_key(p, sizeof(p), path, "overlap");
+	if (config_get_duration(v, p, &s->overlap_usec, err) < 0)
+		return -EINVAL;
+	if (s->overlap_usec > s->max_ttl_usec)
+		return errmsg_set(err, -EINVAL, "%s: longer than max_ttl", p);
+	return 0;
+}
+
 /* How often a value that never expires by itself (KV) is polled. */
 static int config_secret_refresh(const json_t *obj, const char *path,
 				 struct config_secret *s, struct errmsg *err)
@@ -656,7 +675,8 @@ static int config_parse_secret(const json_t *obj, const char *path,
 {
 	static const char *const keys[] = {
 	    "name", "backend", "ttl",	  "max_ttl", "uid",
-	    "gid",  "mode",    "readers", "files",   "refresh", NULL};
+	    "gid",  "mode",    "readers", "files",   "refresh", "overlap",
+	    NULL};
 	const struct config_backend *b;
 	int r;
 
@@ -676,6 +696,8 @@ static int config_parse_secret(const json_t *obj, const char *path,
 		r = config_secret_ttls(obj, path, s, err);
 	if (r == 0)
 		r = config_secret_refresh(obj, path, s, err);
+	if (r == 0)
+		r = config_secret_overlap(obj, path, s, err);
 	if (r == 0)
 		r = config_secret_owner(obj, path, s, err);
 	if (r == 0)

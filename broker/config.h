@@ -38,6 +38,8 @@ struct config_secret {
 	uint64_t ttl_usec;
 	uint64_t max_ttl_usec;		/* >= ttl */
 	uint64_t refresh_usec;		/* poll period of non-expiring values */
+	uint64_t overlap_usec;		/* old credential kept after rotation;
+					 * 0: until it expires */
 	uid_t uid;
 	gid_t gid;
 	mode_t mode;			/* 0400 by default, never writable */

@@ -419,6 +419,28 @@ void store_kill_slot(struct store *st, size_t slot)
 	store_drop(st, slot, taken, n);
 }
 
+size_t store_kill_upto(struct store *st, size_t slot, uint64_t seq)
+{
+	struct version *taken[STORE_KEEP_VERSIONS];
+	struct store_slot *s;
+	size_t i, kept = 0, n = 0;
+
+	if (slot >= st->slot_count)
+		return 0;
+	s = &st->slots[slot];
+	pthread_mutex_lock(&st->lock);
+	for (i = 0; i < s->version_count; i++) {
+		if (s->versions[i]->seq <= seq)
+			taken[n++] = s->versions[i];
+		else
+			s->versions[kept++] = s->versions[i];
+	}
+	s->version_count = kept;
+	pthread_mutex_unlock(&st->lock);
+	store_drop(st, slot, taken, n);
+	return n;
+}
+
 size_t store_expire(struct store *st, size_t slot)
 {
 	struct version *taken[STORE_KEEP_VERSIONS];

@@ -115,6 +115,9 @@ size_t store_list_versions(struct store *st, size_t slot, uint64_t *seqs,
 			   size_t max);
 /* Kills and drops every version of slot (revocation). */
 void store_kill_slot(struct store *st, size_t slot);
+/* Kills and drops the versions of slot numbered seq or lower (those of a
+ * credential revoked before its expiry).  Returns how many. */
+size_t store_kill_upto(struct store *st, size_t slot, uint64_t seq);
 /* Kills and drops the versions of slot whose expiry <= now.  Returns how many. */
 size_t store_expire(struct store *st, size_t slot);
 

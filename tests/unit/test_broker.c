@@ -582,6 +582,41 @@ START_TEST(test_broker_every_key_keeps_file_indexes)
 }
 END_TEST
 
+static bool pinnable(struct broker *b, uint64_t seq)
+{
+	struct version *v = store_pin_seq(b->store, 0, seq);
+
+	version_unref(v);
+	return v != NULL;
+}
+
+START_TEST(test_broker_overlap_revokes_old_credential_early)
+{
+	struct broker *b;
+	uint64_t start, rotated, old_seq;
+
+	files_json = ", \"overlap\": \"5s\"";
+	b = make_broker("30s", "30s");
+	files_json = "";
+	start = now_usec;
+	run_at(b, now_usec);
+	while (fake.issues < 2 && now_usec < start + 60 * SEC)
+		run_at(b, run_at(b, now_usec));
+	ck_assert_uint_eq(fake.issues, 2);
+	rotated = now_usec;
+	old_seq = current_seq(b) - 1;
+	ck_assert(pinnable(b, old_seq));
+	run_until(b, rotated + 5 * SEC + 1);
+	/* Revoked 5 s after the rotation, long before its expiry, and its
+	 * version is no longer served. */
+	ck_assert_uint_eq(fake.revokes, 1);
+	ck_assert_str_eq(fake.revoked[0], "role1");
+	ck_assert(!pinnable(b, old_seq));
+	ck_assert(pinnable(b, old_seq + 1));
+	broker_free(b);
+}
+END_TEST
+
 static Suite *broker_suite(void)
 {
 	Suite *s = suite_create("broker");
@@ -598,6 +633,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_new_identity_reissues_old_leases);
 	tcase_add_test(tc, test_broker_lease_revoked_outside_is_frozen);
 	tcase_add_test(tc, test_broker_every_key_keeps_file_indexes);
+	tcase_add_test(tc, test_broker_overlap_revokes_old_credential_early);
 	suite_add_tcase(s, tc);
 	return s;
 }
