@@ -585,9 +585,10 @@ END_TEST
 static bool pinnable(struct broker *b, uint64_t seq)
 {
 	struct version *v = store_pin_seq(b->store, 0, seq);
+	bool found = v != NULL;
 
 	version_unref(v);
-	return v != NULL;
+	return found;
 }
 
 START_TEST(test_broker_overlap_revokes_old_credential_early)
