@@ -3,9 +3,11 @@
 
 #include "backend.h"
 #include "postgres.h"
+#include "vault.h"
 
 static const struct backend_ops *const backend_table[] = {
 	&postgres_backend_ops,
+	&vault_backend_ops,
 };
 
 const struct backend_ops *backend_find(const char *type)

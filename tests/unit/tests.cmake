@@ -28,3 +28,11 @@ cb_unit_test(test_vault_api vault cb_backends)
 target_compile_definitions(test_vault_api PRIVATE
 	CB_SHARED_DIR="${CB_SHARED_DIR}")
 set_tests_properties(test_vault_api PROPERTIES SKIP_RETURN_CODE 77)
+# test_http runs under https_fixture.py (a real TLS server on loopback).
+add_executable(test_http unit/test_http.c)
+target_link_libraries(test_http PRIVATE cb_http PkgConfig::CHECK)
+add_test(NAME test_http COMMAND ${Python3_EXECUTABLE}
+	${CMAKE_CURRENT_SOURCE_DIR}/sim/https_fixture.py --
+	$<TARGET_FILE:test_http>)
+set_tests_properties(test_http PROPERTIES LABELS core TIMEOUT 120
+	ENVIRONMENT "CK_DEFAULT_TIMEOUT=60;PYTHONDONTWRITEBYTECODE=1")

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""https_fixture.py -- CMD ARGS...
+
+A small HTTPS server for the HTTP client's unit suite (standard library
+only).  It makes a test PKI (testca.py) in a temporary directory, listens on
+127.0.0.1 twice -- once plain TLS, once demanding a client certificate --
+runs CMD with
+
+    CB_TEST_HTTPS_PORT       the TLS port
+    CB_TEST_HTTPS_MTLS_PORT  the port that requires a client certificate
+    CB_TEST_HTTPS_CLOSED     a port nothing listens on
+    CB_TEST_PKI_DIR          the PKI (ca.pem, other-ca.pem, client.pem, ...)
+    CB_TEST_HTTPS_PIN        sha256//BASE64 of the server's public key
+
+then stops the servers, removes the directory and exits with CMD's status.
+
+Paths: /echo (JSON of method, path, headers, body), /status/N, /size/N
+(N bytes), /slow/SECONDS, /drop (closes without answering), /redirect
+(307 to /echo).
+"""
+
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testca import TestPki  # noqa: E402
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _send(self, status, body, ctype="application/json", extra=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = self.path.split("/")
+        if self.path == "/echo":
+            out = {"method": self.command, "path": self.path,
+                   "headers": {k.lower(): v for k, v in self.headers.items()},
+                   "body": body.decode(errors="replace")}
+            self._send(200, json.dumps(out).encode())
+        elif len(parts) == 3 and parts[1] == "status":
+            self._send(int(parts[2]), b'{"errors":["status requested"]}')
+        elif len(parts) == 3 and parts[1] == "size":
+            self._send(200, b"a" * int(parts[2]), "text/plain")
+        elif len(parts) == 3 and parts[1] == "slow":
+            time.sleep(float(parts[2]))
+            self._send(200, b"{}")
+        elif self.path == "/drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif self.path == "/redirect":
+            self._send(307, b"", extra={"Location": "/echo"})
+        else:
+            self._send(404, b'{"errors":[]}')
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_LIST = _handle
+
+
+def serve(pki, client_cert):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    if client_cert:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(pki.ca_cert)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main(argv):
+    if len(argv) < 2 or argv[0] != "--":
+        sys.stderr.write(__doc__)
+        return 2
+    signal.signal(signal.SIGTERM, lambda n, f: sys.exit(128 + n))
+    tmp = tempfile.mkdtemp(prefix="cb-https-")
+    servers = []
+    try:
+        pki = TestPki(tmp)
+        servers = [serve(pki, False), serve(pki, True)]
+        env = dict(os.environ,
+                   CB_TEST_HTTPS_PORT=str(servers[0].server_address[1]),
+                   CB_TEST_HTTPS_MTLS_PORT=str(servers[1].server_address[1]),
+                   CB_TEST_HTTPS_CLOSED=str(closed_port()),
+                   CB_TEST_PKI_DIR=tmp,
+                   CB_TEST_HTTPS_PIN=pki.server_pubkey_pin())
+        proc = subprocess.Popen(argv[1:], env=env)
+        try:
+            rc = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        return rc if rc >= 0 else 128 - rc
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
