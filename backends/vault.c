@@ -30,15 +30,15 @@
 struct backend {
 	const struct vault_config *cfg;
 	struct http_transport *http;
-	unsigned char kv1_key[32];	/* HMAC key for KV v1 change detection */
-	pthread_mutex_t lock;		/* protects every field below */
-	struct secret *token;		/* NULL until the first login */
-	uint64_t generation;		/* bumps with every login */
-	int64_t token_renewed;		/* wall usec of login or renewal */
-	int64_t token_expires;		/* wall usec */
-	int64_t token_ttl_s;		/* as granted at login */
+	unsigned char kv1_key[32]; /* HMAC key for KV v1 change detection */
+	pthread_mutex_t lock;	   /* protects every field below */
+	struct secret *token;	   /* NULL until the first login */
+	uint64_t generation;	   /* bumps with every login */
+	int64_t token_renewed;	   /* wall usec of login or renewal */
+	int64_t token_expires;	   /* wall usec */
+	int64_t token_ttl_s;	   /* as granted at login */
 	bool token_renewable;
-	bool token_capped;		/* renewal hit max TTL: log in again */
+	bool token_capped; /* renewal hit max TTL: log in again */
 };
 
 /* One request's outcome, with the body for the caller to parse. */
@@ -85,8 +85,8 @@ static int vault_send(struct backend *b, const char *method, const char *path,
 		headers[n++] = (struct http_header){"X-Vault-Namespace", NULL,
 						    b->cfg->namespace_};
 	if (token != NULL)
-		headers[n++] = (struct http_header){"X-Vault-Token", token,
-						    NULL};
+		headers[n++] =
+		    (struct http_header){"X-Vault-Token", token, NULL};
 	memset(&req, 0, sizeof(req));
 	req.method = method;
 	req.url = url;
@@ -156,8 +156,10 @@ static int vault_read_jwt(const struct vault_config *c, struct secret **ret,
 
 	fd = open(c->token_file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errmsg_set(err, -errno, "auth.token_file: cannot open "
-				  "%s: %s", c->token_file, strerror(errno));
+		return errmsg_set(err, -errno,
+				  "auth.token_file: cannot open "
+				  "%s: %s",
+				  c->token_file, strerror(errno));
 	r = fstat(fd, &st) < 0 ? -errno : 0;
 	if (r == 0 && (!S_ISREG(st.st_mode) || st.st_size > VAULT_MAX_JWT))
 		r = -EINVAL;
@@ -170,8 +172,10 @@ static int vault_read_jwt(const struct vault_config *c, struct secret **ret,
 	close(fd);
 	if (r < 0) {
 		secret_free(jwt);
-		return errmsg_set(err, r, "auth.token_file: %s: not a readable "
-				  "token", c->token_file);
+		return errmsg_set(err, r,
+				  "auth.token_file: %s: not a readable "
+				  "token",
+				  c->token_file);
 	}
 	p = secret_expose(jwt, &len);
 	while (len > 0 && strchr(" \t\r\n", p[len - 1]) != NULL)
@@ -179,13 +183,18 @@ static int vault_read_jwt(const struct vault_config *c, struct secret **ret,
 	/* A JWT is three base64url parts: anything else is not a token,
 	 * and must not reach the JSON body unescaped. */
 	for (r = 0; (size_t)r < len; r++)
-		if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			   "0123456789-_.", p[r]) == NULL || p[r] == '\0')
+		if (strchr(
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			"0123456789-_.",
+			p[r]) == NULL ||
+		    p[r] == '\0')
 			break;
 	if (len == 0 || (size_t)r != len || secret_set_len(jwt, len) < 0) {
 		secret_free(jwt);
-		return errmsg_set(err, -EINVAL, "auth.token_file: %s does not "
-				  "hold a JWT", c->token_file);
+		return errmsg_set(err, -EINVAL,
+				  "auth.token_file: %s does not "
+				  "hold a JWT",
+				  c->token_file);
 	}
 	*ret = jwt;
 	return 0;
@@ -211,6 +220,7 @@ static int vault_login_body(const struct vault_config *c,
 /* Kubernetes auth: a new token, a new identity generation. */
 static int vault_login(struct backend *b, int64_t now, struct errmsg *err)
 {
+	const void *raw;
 	struct secret *jwt = NULL, *body = NULL;
 	struct vault_reply reply = {0, NULL};
 	struct vault_auth auth = {NULL, 0, false};
@@ -226,9 +236,10 @@ static int vault_login(struct backend *b, int64_t now, struct errmsg *err)
 		r = vault_send(b, "POST", path, NULL, body, &reply, err);
 	if (r == 0 && reply.status / 100 != 2)
 		r = vault_status_error("POST", path, &reply, err);
-	if (r == 0)
-		r = vault_parse_auth(secret_expose(reply.body, &len), len, true,
-				     &auth, err);
+	if (r == 0) {
+		raw = secret_expose(reply.body, &len);
+		r = vault_parse_auth(raw, len, true, &auth, err);
+	}
 	if (r == 0 && auth.lease_duration_s <= 0)
 		r = errmsg_set(err, -EPROTO, "vault: login: token without TTL");
 	secret_free(jwt);
@@ -255,6 +266,7 @@ static int vault_login(struct backend *b, int64_t now, struct errmsg *err)
  * and the next maintain logs in again. */
 static int vault_renew_self(struct backend *b, int64_t now, struct errmsg *err)
 {
+	const void *raw;
 	static const char path[] = "auth/token/renew-self";
 	struct vault_reply reply = {0, NULL};
 	struct vault_auth auth = {NULL, 0, false};
@@ -272,9 +284,10 @@ static int vault_renew_self(struct backend *b, int64_t now, struct errmsg *err)
 		r = vault_send(b, "POST", path, token, NULL, &reply, err);
 	if (r == 0 && reply.status / 100 != 2)
 		r = vault_status_error("POST", path, &reply, err);
-	if (r == 0)
-		r = vault_parse_auth(secret_expose(reply.body, &len), len,
-				     false, &auth, err);
+	if (r == 0) {
+		raw = secret_expose(reply.body, &len);
+		r = vault_parse_auth(raw, len, false, &auth, err);
+	}
 	secret_free(token);
 	secret_free(auth.token);
 	vault_reply_free(&reply);
@@ -298,8 +311,8 @@ static int vault_maintain(struct backend *b, int64_t now,
 	int r = 0;
 
 	pthread_mutex_lock(&b->lock);
-	renew_at = b->token_renewed +
-		   (b->token_expires - b->token_renewed) * 2 / 3;
+	renew_at =
+	    b->token_renewed + (b->token_expires - b->token_renewed) * 2 / 3;
 	login = b->token == NULL || now >= b->token_expires ||
 		(now >= renew_at && (b->token_capped || !b->token_renewable));
 	renew = !login && now >= renew_at;
@@ -316,8 +329,8 @@ static int vault_maintain(struct backend *b, int64_t now,
 	pthread_mutex_lock(&b->lock);
 	out->generation = b->generation;
 	out->expires_wall = b->token_expires;
-	out->next_wall = b->token_renewed +
-			 (b->token_expires - b->token_renewed) * 2 / 3;
+	out->next_wall =
+	    b->token_renewed + (b->token_expires - b->token_renewed) * 2 / 3;
 	if (out->next_wall <= now)
 		out->next_wall = now + USEC;
 	pthread_mutex_unlock(&b->lock);
@@ -379,8 +392,8 @@ static void vault_kv1_version(const struct backend *b, const struct kv *kv,
 			      char *buf, size_t size)
 {
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+	    OSSL_PARAM_construct_end(),
 	};
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	EVP_MAC_CTX *ctx = NULL;
@@ -392,15 +405,16 @@ static void vault_kv1_version(const struct backend *b, const struct kv *kv,
 	buf[0] = '\0';
 	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
-	ok = ctx != NULL && EVP_MAC_init(ctx, b->kv1_key, sizeof(b->kv1_key),
-					 params) == 1;
+	ok = ctx != NULL &&
+	     EVP_MAC_init(ctx, b->kv1_key, sizeof(b->kv1_key), params) == 1;
 	for (i = 0; ok && i < kv->count; i++) {
 		p = secret_expose(kv->items[i].value, &len);
 		/* Key and value NUL-separated, so no two kvs hash alike. */
-		ok = EVP_MAC_update(ctx, (const unsigned char *)kv->items[i].key,
-				    strlen(kv->items[i].key) + 1) == 1 &&
-		     EVP_MAC_update(ctx, p, len) == 1 &&
-		     EVP_MAC_update(ctx, (const unsigned char *)"", 1) == 1;
+		ok =
+		    EVP_MAC_update(ctx, (const unsigned char *)kv->items[i].key,
+				   strlen(kv->items[i].key) + 1) == 1 &&
+		    EVP_MAC_update(ctx, p, len) == 1 &&
+		    EVP_MAC_update(ctx, (const unsigned char *)"", 1) == 1;
 	}
 	if (ok && EVP_MAC_final(ctx, mac, &maclen, sizeof(mac)) == 1 &&
 	    maclen >= 8)
@@ -425,8 +439,8 @@ static int vault_fill_lease(struct backend *b,
 	if (sc->kind == VAULT_LEASED) {
 		(void)snprintf(lease->id, sizeof(lease->id), "%s",
 			       sec->lease_id);
-		lease->expires_wall = req->now_wall +
-				      sec->lease_duration_s * USEC;
+		lease->expires_wall =
+		    req->now_wall + sec->lease_duration_s * USEC;
 		/* Vault does not say the max TTL up front: a renewal that
 		 * grants less than asked reveals it (see vault_renew). */
 		lease->max_wall = LEASE_NO_EXPIRY;
@@ -440,8 +454,8 @@ static int vault_fill_lease(struct backend *b,
 		vault_kv1_version(b, &sec->values, version, sizeof(version));
 	if (snprintf(lease->id, sizeof(lease->id), "%s%s%s@%s",
 		     sc->kind == VAULT_KV2 ? sc->mount : "",
-		     sc->kind == VAULT_KV2 ? "/" : "", sc->path, version) >=
-	    (int)sizeof(lease->id))
+		     sc->kind == VAULT_KV2 ? "/" : "", sc->path,
+		     version) >= (int)sizeof(lease->id))
 		return -ENAMETOOLONG;
 	lease->expires_wall = LEASE_NO_EXPIRY;
 	lease->max_wall = LEASE_NO_EXPIRY;
@@ -465,10 +479,12 @@ static int vault_add_connection(const struct vault_secret_config *sc,
 	return r;
 }
 
-static int vault_issue(struct backend *b, const struct backend_issue_request *req,
+static int vault_issue(struct backend *b,
+		       const struct backend_issue_request *req,
 		       struct lease *lease, struct kv *values,
 		       struct errmsg *err)
 {
+	const void *raw;
 	const struct vault_secret_config *sc = req->secret_cfg;
 	struct vault_reply reply = {0, NULL};
 	struct vault_secret sec;
@@ -481,9 +497,10 @@ static int vault_issue(struct backend *b, const struct backend_issue_request *re
 	vault_secret_path(sc, path, sizeof(path));
 	r = vault_call(b, sc->kind == VAULT_LEASED ? sc->method : "GET", path,
 		       NULL, &reply, &gen, err);
-	if (r == 0)
-		r = vault_parse_secret(secret_expose(reply.body, &len), len,
-				       sc->kind, &sec, err);
+	if (r == 0) {
+		raw = secret_expose(reply.body, &len);
+		r = vault_parse_secret(raw, len, sc->kind, &sec, err);
+	}
 	vault_reply_free(&reply);
 	if (r == 0)
 		r = vault_add_connection(sc, &sec.values);
@@ -491,8 +508,8 @@ static int vault_issue(struct backend *b, const struct backend_issue_request *re
 		r = vault_fill_lease(b, sc, req, &sec, gen, lease);
 	if (r < 0) {
 		kv_clear(&sec.values);
-		return r == -EPROTO ? errmsg_prefix(err, r, "vault: %s", path) :
-				      r;
+		return r == -EPROTO ? errmsg_prefix(err, r, "vault: %s", path)
+				    : r;
 	}
 	*values = sec.values;
 	return 0;
@@ -517,6 +534,7 @@ static bool vault_lease_unknown(int r)
 static int vault_renew(struct backend *b, const void *secret_cfg,
 		       struct lease *lease, int64_t want, struct errmsg *err)
 {
+	const void *raw;
 	static const char path[] = "sys/leases/renew";
 	struct vault_reply reply = {0, NULL};
 	int64_t now = clock_wall(clock_system()), inc, granted = 0;
@@ -532,9 +550,10 @@ static int vault_renew(struct backend *b, const void *secret_cfg,
 	r = vault_lease_body(lease->id, inc, &body);
 	if (r == 0)
 		r = vault_call(b, "PUT", path, body, &reply, &gen, err);
-	if (r == 0)
-		r = vault_parse_renew(secret_expose(reply.body, &len), len,
-				      &granted, &renewable, err);
+	if (r == 0) {
+		raw = secret_expose(reply.body, &len);
+		r = vault_parse_renew(raw, len, &granted, &renewable, err);
+	}
 	secret_free(body);
 	vault_reply_free(&reply);
 	if (vault_lease_unknown(r))
@@ -592,8 +611,10 @@ static int vault_check(struct backend *b, const struct lease *lease,
 	secret_free(body);
 	vault_reply_free(&reply);
 	if (vault_lease_unknown(r))
-		return errmsg_set(err, -ENOENT, "vault no longer knows lease "
-				  "%s", lease->id);
+		return errmsg_set(err, -ENOENT,
+				  "vault no longer knows lease "
+				  "%s",
+				  lease->id);
 	return r;
 }
 
@@ -623,22 +644,36 @@ static int vault_revoke_all(struct backend *b, struct errmsg *err)
 	return 0;
 }
 
-static int vault_create(const void *cfg, struct backend **ret)
+int vault_backend_create_with(const struct vault_config *cfg,
+			      struct http_transport *http, struct backend **ret)
 {
-	const struct vault_config *c = cfg;
-	struct http_config hc;
-	struct errmsg err;
 	struct backend *b;
-	int r;
 
 	b = calloc(1, sizeof(*b));
-	if (b == NULL)
+	if (b == NULL) {
+		http->ops->destroy(http);
 		return -ENOMEM;
-	b->cfg = c;
+	}
+	b->cfg = cfg;
+	b->http = http;
 	if (RAND_bytes(b->kv1_key, sizeof(b->kv1_key)) != 1) {
+		http->ops->destroy(http);
 		free(b);
 		return -EIO;
 	}
+	pthread_mutex_init(&b->lock, NULL);
+	*ret = b;
+	return 0;
+}
+
+static int vault_create(const void *cfg, struct backend **ret)
+{
+	const struct vault_config *c = cfg;
+	struct http_transport *http = NULL;
+	struct http_config hc;
+	struct errmsg err;
+	int r;
+
 	memset(&hc, 0, sizeof(hc));
 	hc.connect_timeout_usec = c->connect_timeout_usec;
 	hc.total_timeout_usec = c->request_timeout_usec;
@@ -647,17 +682,13 @@ static int vault_create(const void *cfg, struct backend **ret)
 	hc.tls.ca_dir = c->ca_dir[0] ? c->ca_dir : NULL;
 	hc.tls.cert_file = c->cert_file[0] ? c->cert_file : NULL;
 	hc.tls.key_file = c->key_file[0] ? c->key_file : NULL;
-	hc.tls.pinned_pubkey = c->pinned_public_key[0] ? c->pinned_public_key :
-							 NULL;
+	hc.tls.pinned_pubkey =
+	    c->pinned_public_key[0] ? c->pinned_public_key : NULL;
 	hc.tls.server_name = c->server_name[0] ? c->server_name : NULL;
-	r = http_curl_new(&hc, &b->http, &err);
-	if (r < 0) {
-		free(b);
+	r = http_curl_new(&hc, &http, &err);
+	if (r < 0)
 		return r;
-	}
-	pthread_mutex_init(&b->lock, NULL);
-	*ret = b;
-	return 0;
+	return vault_backend_create_with(c, http, ret);
 }
 
 static int vault_login_op(struct backend *b, struct errmsg *err)
@@ -680,26 +711,25 @@ static void vault_destroy(struct backend *b)
 static const char *const vault_default_files[] = {"*", "json", NULL};
 
 static const struct render_env_name vault_env_names[] = {
-	{"username", "PGUSER"}, {"password", "PGPASSWORD"},
-	{"host", "PGHOST"},	{"port", "PGPORT"},
-	{"dbname", "PGDATABASE"}, {NULL, NULL},
+    {"username", "PGUSER"}, {"password", "PGPASSWORD"}, {"host", "PGHOST"},
+    {"port", "PGPORT"},	    {"dbname", "PGDATABASE"},	{NULL, NULL},
 };
 
 const struct backend_ops vault_backend_ops = {
-	.type = "vault",
-	.default_files = vault_default_files,
-	.env_names = vault_env_names,
-	.parse_config = vault_config_parse,
-	.free_config = vault_config_free,
-	.parse_secret_config = vault_secret_config_parse,
-	.free_secret_config = vault_secret_config_free,
-	.create = vault_create,
-	.login = vault_login_op,
-	.issue = vault_issue,
-	.renew = vault_renew,
-	.revoke = vault_revoke,
-	.maintain = vault_maintain,
-	.check = vault_check,
-	.revoke_all = vault_revoke_all,
-	.destroy = vault_destroy,
+    .type = "vault",
+    .default_files = vault_default_files,
+    .env_names = vault_env_names,
+    .parse_config = vault_config_parse,
+    .free_config = vault_config_free,
+    .parse_secret_config = vault_secret_config_parse,
+    .free_secret_config = vault_secret_config_free,
+    .create = vault_create,
+    .login = vault_login_op,
+    .issue = vault_issue,
+    .renew = vault_renew,
+    .revoke = vault_revoke,
+    .maintain = vault_maintain,
+    .check = vault_check,
+    .revoke_all = vault_revoke_all,
+    .destroy = vault_destroy,
 };

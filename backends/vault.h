@@ -9,7 +9,17 @@
 #define CREDBROKER_VAULT_H
 
 #include "backend.h"
+#include "http.h"
+#include "vault_config.h"
 
 extern const struct backend_ops vault_backend_ops;
+
+/* What vault_backend_ops.create does, over a transport of the caller's
+ * choosing (tests script one).  The backend owns http from the call on,
+ * also on failure; cfg must outlive it. */
+int vault_backend_create_with(const struct vault_config *cfg,
+			      struct http_transport *http,
+			      struct backend **ret)
+	__attribute__((warn_unused_result));
 
 #endif
