@@ -432,7 +432,11 @@ static void broker_do_renew(struct broker *b, size_t slot)
 	}
 	if (r < 0)
 		return broker_failed(b, slot, "renew", r, &err);
+	/* A renewal may also reveal the max TTL (Vault grants less than
+	 * asked) or end renewability. */
 	s->lease.expires_wall = lease.expires_wall;
+	s->lease.max_wall = lease.max_wall;
+	s->lease.renewable = lease.renewable;
 	r = broker_publish(b, slot, &s->values, &err);
 	if (r < 0)
 		return broker_failed(b, slot, "render", r, &err);

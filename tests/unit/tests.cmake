@@ -37,3 +37,4 @@ add_test(NAME test_http COMMAND ${Python3_EXECUTABLE}
 set_tests_properties(test_http PROPERTIES LABELS core TIMEOUT 120
 	ENVIRONMENT "CK_DEFAULT_TIMEOUT=60;PYTHONDONTWRITEBYTECODE=1")
 cb_unit_test(test_vault vault cb_backends)
+cb_unit_test(test_vault_config vault cb_backends)
