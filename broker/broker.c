@@ -262,11 +262,17 @@ static bool broker_retryable(int r)
 	return r != -EINVAL && r != -EPERM && r != -EACCES;
 }
 
+/* A refusal that a retry will not fix (a 4xx from Vault, a TLS
+ * verification failure, a bad statement) waits the backoff cap before the
+ * next try instead of hammering the upstream; a responder's rotate tries
+ * at once. */
 static void broker_failed(struct broker *b, size_t slot, const char *what,
 			  int r, const struct errmsg *err)
 {
 	struct broker_secret *s = &b->secrets[slot];
-	uint64_t delay = sched_backoff(s->failures, broker_random());
+	uint64_t delay = sched_backoff(broker_retryable(r) ? s->failures :
+					       SCHED_MAX_ATTEMPT,
+				       broker_random());
 
 	s->failures++;
 	(void)snprintf(s->last_error, sizeof(s->last_error), "%s: %s", what,

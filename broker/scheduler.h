@@ -11,6 +11,8 @@
 #define SCHED_MAX_JOBS 65536
 #define SCHED_BACKOFF_MIN_USEC (1ULL * 1000000)
 #define SCHED_BACKOFF_MAX_USEC (300ULL * 1000000)
+/* An attempt number whose backoff is the cap. */
+#define SCHED_MAX_ATTEMPT 32
 
 enum sched_kind {
 	SCHED_REFRESH,	/* renew the current lease, or issue when there is none */

@@ -390,6 +390,21 @@ START_TEST(test_broker_backs_off_and_recovers)
 }
 END_TEST
 
+/* A refusal a retry will not fix waits the backoff cap (with jitter). */
+START_TEST(test_broker_refusal_waits_the_cap)
+{
+	struct broker *b = make_broker("30s", "1h");
+	uint64_t t0 = now_usec;
+
+	fake.issue_result = -EACCES;
+	run_until(b, t0 + SCHED_BACKOFF_MAX_USEC / 2 - SEC);
+	ck_assert_uint_eq(b->secrets[0].failures, 1);
+	run_until(b, t0 + SCHED_BACKOFF_MAX_USEC + SEC);
+	ck_assert_uint_eq(b->secrets[0].failures, 2);
+	broker_free(b);
+}
+END_TEST
+
 START_TEST(test_broker_serves_last_good_until_expiry_only)
 {
 	struct broker *b = make_broker("30s", "1h");
@@ -627,6 +642,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_renews_at_two_thirds);
 	tcase_add_test(tc, test_broker_rotates_near_max_ttl_and_retires_at_expiry);
 	tcase_add_test(tc, test_broker_backs_off_and_recovers);
+	tcase_add_test(tc, test_broker_refusal_waits_the_cap);
 	tcase_add_test(tc, test_broker_serves_last_good_until_expiry_only);
 	tcase_add_test(tc, test_broker_revoke_freezes_until_unfreeze);
 	tcase_add_test(tc, test_broker_revoke_unconfirmed_is_retried);
