@@ -9,6 +9,8 @@ runs CMD with
     CB_TEST_HTTPS_PORT       the TLS port
     CB_TEST_HTTPS_MTLS_PORT  the port that requires a client certificate
     CB_TEST_HTTPS_CLOSED     a port nothing listens on
+    CB_TEST_HTTPS_PROXY_PORT an HTTP CONNECT proxy that resolves vault.test
+                             (unknown to the system resolver) to 127.0.0.1
     CB_TEST_PKI_DIR          the PKI (ca.pem, other-ca.pem, client.pem, ...)
     CB_TEST_HTTPS_PIN        sha256//BASE64 of the server's public key
 
@@ -20,6 +22,8 @@ Paths: /echo (JSON of method, path, headers, body), /status/N, /size/N
 """
 
 import http.server
+import select
+import socketserver
 import json
 import os
 import shutil
@@ -92,6 +96,43 @@ def serve(pki, client_cert):
     return srv
 
 
+class ConnectProxy(socketserver.StreamRequestHandler):
+    """CONNECT vault.test:PORT only; then bytes both ways."""
+
+    def handle(self):
+        line = self.rfile.readline(1024).decode("latin-1").split()
+        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+            pass
+        if len(line) != 3 or line[0] != "CONNECT" or \
+                not line[1].startswith("vault.test:"):
+            self.wfile.write(b"HTTP/1.1 403 Forbidden\r\n\r\n")
+            return
+        up = socket.create_connection(("127.0.0.1",
+                                       int(line[1].split(":")[1])), 5)
+        self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self.wfile.flush()
+        pair = {self.connection: up, up: self.connection}
+        try:
+            while True:
+                ready, _, _ = select.select(list(pair), [], [], 10)
+                if not ready:
+                    return
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    pair[s].sendall(data)
+        finally:
+            up.close()
+
+
+def proxy():
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), ConnectProxy)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
 def closed_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -109,13 +150,17 @@ def main(argv):
     servers = []
     try:
         pki = TestPki(tmp)
-        servers = [serve(pki, False), serve(pki, True)]
+        servers = [serve(pki, False), serve(pki, True), proxy()]
         env = dict(os.environ,
                    CB_TEST_HTTPS_PORT=str(servers[0].server_address[1]),
                    CB_TEST_HTTPS_MTLS_PORT=str(servers[1].server_address[1]),
                    CB_TEST_HTTPS_CLOSED=str(closed_port()),
+                   CB_TEST_HTTPS_PROXY_PORT=str(servers[2].server_address[1]),
                    CB_TEST_PKI_DIR=tmp,
                    CB_TEST_HTTPS_PIN=pki.server_pubkey_pin())
+        for k in ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                  "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+            env.pop(k, None)
         proc = subprocess.Popen(argv[1:], env=env)
         try:
             rc = proc.wait()

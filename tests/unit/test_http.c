@@ -369,6 +369,37 @@ START_TEST(test_http_header_injection_refused)
 }
 END_TEST
 
+/* libcurl's https_proxy and no_proxy variables are honoured: vault.test
+ * resolves only through the fixture's CONNECT proxy. */
+START_TEST(test_http_proxy_from_environment)
+{
+	struct http_config c = base_config();
+	struct http_transport *t;
+	struct http_request req;
+	struct http_response resp;
+	struct errmsg err;
+	char url[64], proxy[64];
+
+	(void)snprintf(url, sizeof(url), "https://vault.test:%d/echo", port);
+	(void)snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%s",
+		       getenv("CB_TEST_HTTPS_PROXY_PORT"));
+	memset(&req, 0, sizeof(req));
+	req.method = "GET";
+	req.url = url;
+	t = transport(&c);
+	ck_assert_int_eq(t->ops->perform(t, &req, &resp, &err), -EHOSTUNREACH);
+	ck_assert_int_eq(setenv("https_proxy", proxy, 1), 0);
+	ck_assert_int_eq(t->ops->perform(t, &req, &resp, &err), 0);
+	ck_assert_int_eq(resp.status, 200);
+	secret_free(resp.body);
+	ck_assert_int_eq(setenv("no_proxy", "vault.test", 1), 0);
+	ck_assert_int_eq(t->ops->perform(t, &req, &resp, &err), -EHOSTUNREACH);
+	ck_assert_int_eq(unsetenv("https_proxy"), 0);
+	ck_assert_int_eq(unsetenv("no_proxy"), 0);
+	t->ops->destroy(t);
+}
+END_TEST
+
 static void *parallel_worker(void *arg)
 {
 	struct http_transport *t = arg;
@@ -424,6 +455,7 @@ static Suite *http_suite(void)
 	tcase_add_test(tc, test_http_server_name);
 	tcase_add_test(tc, test_http_header_injection_refused);
 	tcase_add_test(tc, test_http_parallel_requests);
+	tcase_add_test(tc, test_http_proxy_from_environment);
 	suite_add_tcase(s, tc);
 	return s;
 }
