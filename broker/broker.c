@@ -922,28 +922,54 @@ int broker_start(struct broker *b, struct errmsg *err)
 	return 0;
 }
 
+/* The backends' own identities (a Vault token: revoke-self also revokes
+ * every lease created with it, so nothing this broker issued outlives the
+ * call, even a lease it lost track of). */
+int broker_revoke_identities(struct broker *b, json_t **result)
+{
+	json_t *list = json_array();
+	struct errmsg err;
+	bool confirmed = true;
+	size_t i;
+	int r;
+
+	for (i = 0; i < b->backend_count; i++) {
+		err.text[0] = '\0';
+		r = b->cfg->backends[i].ops->revoke_all(b->backends[i], &err);
+		if (r < 0) {
+			confirmed = false;
+			log_warnx("event=revoke_all_failed backend=%s errno=%d "
+				  "error=\"%s\"", b->cfg->backends[i].name, -r,
+				  err.text);
+		} else {
+			log_info("event=revoked_all backend=%s",
+				 b->cfg->backends[i].name);
+		}
+		(void)json_array_append_new(list, json_pack("{s:s, s:b, s:s}",
+			"backend", b->cfg->backends[i].name, "confirmed", r == 0,
+			"error", r == 0 ? "" : err.text));
+	}
+	if (result != NULL)
+		*result = list;
+	else
+		json_decref(list);
+	return confirmed ? 0 : -EIO;
+}
+
 /* At exit every lease this broker holds is revoked upstream: a sidecar that
  * goes away should not leave live credentials behind (Vault Agent does,
  * hashicorp/vault#6492). */
 static void broker_revoke_on_exit(struct broker *b)
 {
-	struct errmsg err = {{0}};
 	json_t *report;
 	size_t i;
-	int r;
 
 	for (i = 0; i < b->cfg->secret_count; i++) {
 		report = NULL;
 		(void)broker_revoke_slot(b, i, &report);
 		json_decref(report);
 	}
-	for (i = 0; i < b->backend_count; i++) {
-		r = b->cfg->backends[i].ops->revoke_all(b->backends[i], &err);
-		if (r < 0)
-			log_warnx("event=revoke_all_failed backend=%s "
-				  "error=\"%s\"", b->cfg->backends[i].name,
-				  err.text);
-	}
+	(void)broker_revoke_identities(b, NULL);
 }
 
 void broker_stop(struct broker *b)

@@ -110,7 +110,7 @@ static int find_slot(struct broker *b, const json_t *req, const char **name)
 
 static json_t *cmd_revoke(struct broker *b, const json_t *req)
 {
-	json_t *list = json_array(), *report;
+	json_t *list = json_array(), *report, *identities = NULL;
 	bool all = json_is_true(json_object_get(req, "all"));
 	bool confirmed = true;
 	const char *name;
@@ -133,8 +133,13 @@ static json_t *cmd_revoke(struct broker *b, const json_t *req)
 		if (!all)
 			break;
 	}
-	return json_pack("{s:b, s:b, s:o}", "ok", 1, "confirmed", confirmed,
-			 "revoked", list);
+	if (!all)
+		return json_pack("{s:b, s:b, s:o}", "ok", 1, "confirmed",
+				 confirmed, "revoked", list);
+	if (broker_revoke_identities(b, &identities) < 0)
+		confirmed = false;
+	return json_pack("{s:b, s:b, s:o, s:o}", "ok", 1, "confirmed",
+			 confirmed, "revoked", list, "identities", identities);
 }
 
 static json_t *cmd_unfreeze(struct broker *b, const json_t *req)

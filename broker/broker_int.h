@@ -101,6 +101,10 @@ uint64_t broker_run_due(struct broker *b);
  * per-lease report.  Returns 0 when every revocation was confirmed, -EIO
  * when some were not. */
 int broker_revoke_slot(struct broker *b, size_t slot, json_t **result);
+/* Revokes every backend's own upstream identity (backend_ops.revoke_all);
+ * fills *result (when not NULL) with a per-backend report.  Returns 0 when
+ * every backend confirmed, -EIO otherwise. */
+int broker_revoke_identities(struct broker *b, json_t **result);
 uint32_t broker_random(void);
 
 /* broker_ctl.c: the control-socket handler. */

@@ -74,6 +74,11 @@ static void print_revoke(const json_t *reply)
 			       num(l, "ms"), *str(l, "error") ? ": " : "",
 			       str(l, "error"));
 	}
+	json_array_foreach(json_object_get(reply, "identities"), i, s)
+		printf("backend %s: identity %s%s%s\n", str(s, "backend"),
+		       json_is_true(json_object_get(s, "confirmed")) ?
+			       "revoked upstream" : "NOT CONFIRMED",
+		       *str(s, "error") ? ": " : "", str(s, "error"));
 }
 
 static void print_rotate(const json_t *reply)

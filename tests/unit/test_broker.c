@@ -42,7 +42,8 @@ static struct {
 	int check_result;
 	bool polled;		/* issue values that never expire (KV) */
 	unsigned kv_version;	/* the polled value's version */
-	unsigned issues, renews, revokes, maintains, checks;
+	unsigned issues, renews, revokes, maintains, checks, revoke_alls;
+	int revoke_all_result;
 	uint64_t identity;	/* current identity generation */
 	char revoked[16][LEASE_MAX_ID];
 	int64_t last_want;
@@ -144,6 +145,10 @@ static int fake_check(struct backend *b, const struct lease *lease,
 
 static int fake_revoke_all(struct backend *b, struct errmsg *err)
 {
+	fake.revoke_alls++;
+	if (fake.revoke_all_result < 0)
+		return errmsg_set(err, fake.revoke_all_result,
+				  "fake revoke_all failed");
 	return 0;
 }
 
@@ -463,6 +468,40 @@ START_TEST(test_broker_revoke_freezes_until_unfreeze)
 }
 END_TEST
 
+/* revoke --all also revokes the backends' own identities, and says so. */
+START_TEST(test_broker_revoke_all_revokes_identities)
+{
+	struct broker *b = make_broker("30s", "1h");
+	struct control_peer peer = {0, 1, "test"};
+	json_t *req = json_pack("{s:s, s:b}", "cmd", "revoke", "all", 1);
+	json_t *reply, *ids;
+
+	run_at(b, now_usec);
+	reply = broker_control(b, &peer, req);
+	ck_assert(json_is_true(json_object_get(reply, "confirmed")));
+	ids = json_object_get(reply, "identities");
+	ck_assert_uint_eq(json_array_size(ids), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_array_get(ids, 0), "backend")), "f");
+	ck_assert_uint_eq(fake.revoke_alls, 1);
+	json_decref(reply);
+	/* An identity Vault would not revoke: not confirmed. */
+	fake.revoke_all_result = -EAGAIN;
+	reply = broker_control(b, &peer, req);
+	ck_assert(json_is_false(json_object_get(reply, "confirmed")));
+	json_decref(reply);
+	/* One secret: only its leases. */
+	json_decref(req);
+	req = json_pack("{s:s, s:s}", "cmd", "revoke", "name", "db");
+	reply = broker_control(b, &peer, req);
+	ck_assert_ptr_null(json_object_get(reply, "identities"));
+	ck_assert_uint_eq(fake.revoke_alls, 2);
+	json_decref(reply);
+	json_decref(req);
+	broker_free(b);
+}
+END_TEST
+
 START_TEST(test_broker_revoke_unconfirmed_is_retried)
 {
 	struct broker *b = make_broker("30s", "1h");
@@ -646,6 +685,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_serves_last_good_until_expiry_only);
 	tcase_add_test(tc, test_broker_revoke_freezes_until_unfreeze);
 	tcase_add_test(tc, test_broker_revoke_unconfirmed_is_retried);
+	tcase_add_test(tc, test_broker_revoke_all_revokes_identities);
 	tcase_add_test(tc, test_broker_polls_unchanged_value_without_churn);
 	tcase_add_test(tc, test_broker_new_identity_reissues_old_leases);
 	tcase_add_test(tc, test_broker_lease_revoked_outside_is_frozen);
