@@ -24,11 +24,22 @@ struct version {
 	struct version_file files[STORE_MAX_FILES];
 };
 
+/* Versions pushed out of the listing while a reader still pins them are
+ * kept as orphans, so that revocation and expiry still reach (and wipe)
+ * them; an orphan nobody pins any more is released at the next change. */
+#define STORE_MAX_ORPHANS 64
+#define STORE_MAX_HELD (STORE_KEEP_VERSIONS + STORE_MAX_ORPHANS)
+
 struct store_slot {
 	struct store_slot_info info;
 	size_t version_count;		/* ascending seq; last is current */
 	struct version *versions[STORE_KEEP_VERSIONS];
+	size_t orphan_count;		/* ascending seq */
+	struct version *orphans[STORE_MAX_ORPHANS];
 };
+
+/* Which held versions store_take() removes. */
+enum store_match { STORE_MATCH_ALL, STORE_MATCH_UPTO, STORE_MATCH_EXPIRED };
 
 struct store {
 	const struct clock *clk;
@@ -306,9 +317,51 @@ static void store_notify(struct store *st, size_t slot)
 		fn(arg, slot);
 }
 
+/* Moves the orphans only the store still references into release. */
+static size_t store_sweep_orphans(struct store_slot *s,
+				  struct version **release)
+{
+	size_t i, kept = 0, n = 0;
+
+	for (i = 0; i < s->orphan_count; i++) {
+		if (atomic_load(&s->orphans[i]->refs) == 1)
+			release[n++] = s->orphans[i];
+		else
+			s->orphans[kept++] = s->orphans[i];
+	}
+	s->orphan_count = kept;
+	return n;
+}
+
+/* The oldest listed version leaves the listing: released when no reader
+ * pins it, else kept as an orphan.  With the orphan table full the oldest
+ * orphan is killed: its readers get EIO, the bytes do not linger. */
+static void store_push_out(struct store_slot *s, struct version **release,
+			   size_t *nrelease, struct version **kill)
+{
+	struct version *old = s->versions[0];
+
+	memmove(&s->versions[0], &s->versions[1],
+		(STORE_KEEP_VERSIONS - 1) * sizeof(s->versions[0]));
+	s->version_count--;
+	*nrelease += store_sweep_orphans(s, release + *nrelease);
+	if (atomic_load(&old->refs) == 1) {
+		release[(*nrelease)++] = old;
+		return;
+	}
+	if (s->orphan_count == STORE_MAX_ORPHANS) {
+		*kill = s->orphans[0];
+		memmove(&s->orphans[0], &s->orphans[1],
+			(STORE_MAX_ORPHANS - 1) * sizeof(s->orphans[0]));
+		s->orphan_count--;
+	}
+	s->orphans[s->orphan_count++] = old;
+}
+
 int store_publish(struct store *st, size_t slot, struct version *v)
 {
-	struct version *dropped = NULL;
+	struct version *release[STORE_MAX_ORPHANS + 1], *kill = NULL;
+	size_t i, nrelease = 0;
 	struct store_slot *s;
 
 	if (slot >= st->slot_count)
@@ -320,16 +373,16 @@ int store_publish(struct store *st, size_t slot, struct version *v)
 		pthread_mutex_unlock(&st->lock);
 		return -EINVAL;
 	}
-	if (s->version_count == STORE_KEEP_VERSIONS) {
-		/* Pushed out of the listing; handles still open keep it. */
-		dropped = s->versions[0];
-		memmove(&s->versions[0], &s->versions[1],
-			(STORE_KEEP_VERSIONS - 1) * sizeof(s->versions[0]));
-		s->version_count--;
-	}
+	if (s->version_count == STORE_KEEP_VERSIONS)
+		store_push_out(s, release, &nrelease, &kill);
 	s->versions[s->version_count++] = version_ref(v);
 	pthread_mutex_unlock(&st->lock);
-	version_unref(dropped);
+	for (i = 0; i < nrelease; i++)
+		version_unref(release[i]);
+	if (kill != NULL) {
+		version_kill(kill);
+		version_unref(kill);
+	}
 	store_notify(st, slot);
 	return 0;
 }
@@ -388,78 +441,76 @@ size_t store_list_versions(struct store *st, size_t slot, uint64_t *seqs,
 	return n;
 }
 
-/* Kills versions already taken out of slot's table, outside the mutex. */
-static void store_drop(struct store *st, size_t slot, struct version **taken,
-		       size_t n)
+static bool store_matches(const struct version *v, enum store_match match,
+			  uint64_t seq, uint64_t now)
 {
-	size_t i;
+	switch (match) {
+	case STORE_MATCH_UPTO:
+		return v->seq <= seq;
+	case STORE_MATCH_EXPIRED:
+		return v->expires <= now;
+	default:
+		return true;
+	}
+}
 
+/* Moves the matching versions of table[0..*count) into taken. */
+static size_t store_take_from(struct version **table, size_t *count,
+			      enum store_match match, uint64_t seq,
+			      uint64_t now, struct version **taken)
+{
+	size_t i, kept = 0, n = 0;
+
+	for (i = 0; i < *count; i++) {
+		if (store_matches(table[i], match, seq, now))
+			taken[n++] = table[i];
+		else
+			table[kept++] = table[i];
+	}
+	*count = kept;
+	return n;
+}
+
+/* Takes the matching listed versions and orphans out of slot, then kills
+ * them outside the mutex; returns how many listed ones were taken (orphans
+ * are not visible, so they are not counted). */
+static size_t store_take(struct store *st, size_t slot, enum store_match match,
+			 uint64_t seq)
+{
+	struct version *taken[STORE_MAX_HELD];
+	uint64_t now = clock_mono(st->clk);
+	struct store_slot *s;
+	size_t i, listed, n;
+
+	if (slot >= st->slot_count)
+		return 0;
+	s = &st->slots[slot];
+	pthread_mutex_lock(&st->lock);
+	listed = store_take_from(s->versions, &s->version_count, match, seq,
+				 now, taken);
+	n = listed + store_take_from(s->orphans, &s->orphan_count, match, seq,
+				     now, taken + listed);
+	pthread_mutex_unlock(&st->lock);
 	for (i = 0; i < n; i++) {
 		version_kill(taken[i]);
 		version_unref(taken[i]);
 	}
-	if (n > 0)
+	if (listed > 0)
 		store_notify(st, slot);
+	return listed;
 }
 
 void store_kill_slot(struct store *st, size_t slot)
 {
-	struct version *taken[STORE_KEEP_VERSIONS];
-	struct store_slot *s;
-	size_t n;
-
-	if (slot >= st->slot_count)
-		return;
-	s = &st->slots[slot];
-	pthread_mutex_lock(&st->lock);
-	n = s->version_count;
-	memcpy(taken, s->versions, n * sizeof(taken[0]));
-	s->version_count = 0;
-	pthread_mutex_unlock(&st->lock);
-	store_drop(st, slot, taken, n);
+	(void)store_take(st, slot, STORE_MATCH_ALL, 0);
 }
 
 size_t store_kill_upto(struct store *st, size_t slot, uint64_t seq)
 {
-	struct version *taken[STORE_KEEP_VERSIONS];
-	struct store_slot *s;
-	size_t i, kept = 0, n = 0;
-
-	if (slot >= st->slot_count)
-		return 0;
-	s = &st->slots[slot];
-	pthread_mutex_lock(&st->lock);
-	for (i = 0; i < s->version_count; i++) {
-		if (s->versions[i]->seq <= seq)
-			taken[n++] = s->versions[i];
-		else
-			s->versions[kept++] = s->versions[i];
-	}
-	s->version_count = kept;
-	pthread_mutex_unlock(&st->lock);
-	store_drop(st, slot, taken, n);
-	return n;
+	return store_take(st, slot, STORE_MATCH_UPTO, seq);
 }
 
 size_t store_expire(struct store *st, size_t slot)
 {
-	struct version *taken[STORE_KEEP_VERSIONS];
-	uint64_t now = clock_mono(st->clk);
-	struct store_slot *s;
-	size_t i, kept = 0, n = 0;
-
-	if (slot >= st->slot_count)
-		return 0;
-	s = &st->slots[slot];
-	pthread_mutex_lock(&st->lock);
-	for (i = 0; i < s->version_count; i++) {
-		if (s->versions[i]->expires <= now)
-			taken[n++] = s->versions[i];
-		else
-			s->versions[kept++] = s->versions[i];
-	}
-	s->version_count = kept;
-	pthread_mutex_unlock(&st->lock);
-	store_drop(st, slot, taken, n);
-	return n;
+	return store_take(st, slot, STORE_MATCH_EXPIRED, 0);
 }

@@ -101,8 +101,11 @@ int store_slot_find(const struct store *st, const char *name);
 
 /* Makes v the current version of slot (takes a reference).  The previous
  * current version is kept, readable by sequence number, until it expires or
- * STORE_KEEP_VERSIONS newer ones push it out.  Returns 0 or -EINVAL when
- * v->seq is not greater than the current one. */
+ * STORE_KEEP_VERSIONS newer ones push it out of the listing.  A pushed-out
+ * version that a reader still pins stays readable through that handle and
+ * is still killed by expiry and revocation (at most 64 such per slot; past
+ * that the oldest is killed).  Returns 0 or -EINVAL when v->seq is not
+ * greater than the current one. */
 int store_publish(struct store *st, size_t slot, struct version *v)
 	__attribute__((warn_unused_result));
 /* A new reference to the current version when it is live at now, else NULL. */

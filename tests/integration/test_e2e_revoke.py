@@ -158,6 +158,27 @@ class RevokeTest(cbtest.BrokerTestCase):
         self.assertIn("frozen", text)
         self.assertEqual(b.stop(), 0)
 
+    def test_revoke_reaches_long_open_files(self):
+        """A file opened five rotations ago (its version long out of the
+        ..vN listing) still fails with EIO after revoke."""
+        b = self.start_broker(self.config(secrets=[self.secret("db",
+                                                                ttl="1h")]))
+        b.wait_active("db")
+        files = b.read_secret("db")
+        fd = os.open(b.path("db", "password"), os.O_RDONLY)
+        self.addCleanup(cbtest.errno_of, os.close, fd)
+        for _ in range(5):
+            rc, out, err = b.cli("rotate", "db")
+            self.assertEqual(rc, 0, "rotate: %s %s" % (out, err))
+            b.read_secret("db")
+        self.assertEqual(os.pread(fd, 4096, 0).decode(), files["password"])
+        rc, out, err = b.cli("revoke", "db")
+        self.assertEqual(rc, 0, "revoke: %s %s" % (out, err))
+        self.assertEqual(cbtest.errno_of(os.pread, fd, 4096, 0), errno.EIO,
+                         "a pushed-out version survived revoke")
+        self.assertEqual(self.cb_roles(), {})
+        self.assertEqual(b.stop(), 0)
+
     def test_revoke_unconfirmed_while_postgres_down(self):
         """PostgreSQL down: revoke still hides the files at once, says the
         revocation is not confirmed (exit 3), and the role is dropped once

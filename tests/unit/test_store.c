@@ -124,6 +124,63 @@ START_TEST(test_store_kill_wipes_and_fails_reads)
 }
 END_TEST
 
+/* A version pushed out of the listing while a reader pins it stays
+ * readable, and revocation and expiry still reach it. */
+START_TEST(test_store_pushed_out_version_still_killed)
+{
+	struct store *st = make_store();
+	struct version *pinned, *expiring;
+	char buf[16];
+	uint64_t i;
+
+	publish(st, 0, 1, 50000, "first");
+	pinned = store_pin_current(st, 0);
+	publish(st, 0, 2, 3000, "second");
+	expiring = store_pin_current(st, 0);
+	for (i = 3; i <= STORE_KEEP_VERSIONS + 3; i++)
+		publish(st, 0, i, 50000, "later");
+	ck_assert_ptr_null(store_pin_seq(st, 0, 1));
+	ck_assert_int_eq(version_read(pinned, 0, buf, sizeof(buf), 0, 2000), 5);
+	/* Expiry reaches the orphan... */
+	fake_now = 3000;
+	store_expire(st, 0);
+	ck_assert_int_eq(version_read(expiring, 0, buf, sizeof(buf), 0, 2000),
+			 -EIO);
+	ck_assert_int_eq(version_read(pinned, 0, buf, sizeof(buf), 0, 2000), 5);
+	/* ...and so does revocation. */
+	store_kill_slot(st, 0);
+	ck_assert_int_eq(version_read(pinned, 0, buf, sizeof(buf), 0, 2000),
+			 -EIO);
+	ck_assert_uint_eq(version_file_size(pinned, 0), 0);
+	version_unref(pinned);
+	version_unref(expiring);
+	store_free(st);
+}
+END_TEST
+
+/* Readers pinning more old versions than the orphan table holds: the
+ * oldest is killed rather than kept out of reach. */
+START_TEST(test_store_orphan_table_full_kills_oldest)
+{
+	struct store *st = make_store();
+	struct version *pins[STORE_KEEP_VERSIONS + 70];
+	char buf[16];
+	size_t i, n = STORE_KEEP_VERSIONS + 65;
+
+	for (i = 0; i < n; i++) {
+		publish(st, 0, i + 1, 50000, "v");
+		pins[i] = store_pin_current(st, 0);
+	}
+	ck_assert_int_eq(version_read(pins[0], 0, buf, sizeof(buf), 0, 2000),
+			 -EIO);
+	ck_assert_int_eq(version_read(pins[1], 0, buf, sizeof(buf), 0, 2000),
+			 1);
+	for (i = 0; i < n; i++)
+		version_unref(pins[i]);
+	store_free(st);
+}
+END_TEST
+
 START_TEST(test_store_expiry_hides_and_drops)
 {
 	struct store *st = make_store();
@@ -241,6 +298,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_store_pin_survives_rotation);
 	tcase_add_test(tc, test_store_rejects_old_sequence);
 	tcase_add_test(tc, test_store_kill_wipes_and_fails_reads);
+	tcase_add_test(tc, test_store_pushed_out_version_still_killed);
+	tcase_add_test(tc, test_store_orphan_table_full_kills_oldest);
 	tcase_add_test(tc, test_store_expiry_hides_and_drops);
 	tcase_add_test(tc, test_store_keeps_bounded_history);
 	tcase_add_test(tc, test_store_version_files);
