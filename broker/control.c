@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <endian.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -171,6 +173,69 @@ static bool control_others_allowed(const struct control *c)
 		if (c->allowed[i] != 0 && c->allowed[i] != geteuid())
 			return true;
 	return false;
+}
+
+/* The kernel's POSIX ACL extended attribute (linux/posix_acl_xattr.h):
+ * a version word, then entries sorted by tag and, for users, by uid. */
+#define ACL_XATTR_VERSION 2
+#define ACL_TAG_USER_OBJ 0x01
+#define ACL_TAG_USER 0x02
+#define ACL_TAG_GROUP_OBJ 0x04
+#define ACL_TAG_MASK 0x10
+#define ACL_TAG_OTHER 0x20
+#define ACL_PERM_RW 6
+#define ACL_NO_ID 0xffffffffu
+
+static size_t control_acl_entry(unsigned char *p, uint16_t tag, uint16_t perm,
+				uint32_t id)
+{
+	uint16_t t = htole16(tag), m = htole16(perm);
+	uint32_t i = htole32(id);
+
+	memcpy(p, &t, 2);
+	memcpy(p + 2, &m, 2);
+	memcpy(p + 4, &i, 4);
+	return 8;
+}
+
+static int control_cmp_uid(const void *a, const void *b)
+{
+	uid_t x = *(const uid_t *)a, y = *(const uid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* rw for the owner and each listed responder (root and the owner need no
+ * entry), nothing for the group or anyone else. */
+static int control_grant_responders(const struct control *c,
+				    struct errmsg *err)
+{
+	unsigned char acl[4 + 8 * (CONTROL_MAX_ALLOWED + 4)];
+	uid_t uids[CONTROL_MAX_ALLOWED];
+	uint32_t version = htole32(ACL_XATTR_VERSION);
+	size_t i, n = 0, len = 4;
+
+	for (i = 0; i < c->allowed_count; i++)
+		if (c->allowed[i] != 0 && c->allowed[i] != geteuid())
+			uids[n++] = c->allowed[i];
+	qsort(uids, n, sizeof(uids[0]), control_cmp_uid);
+	memcpy(acl, &version, 4);
+	len += control_acl_entry(acl + len, ACL_TAG_USER_OBJ, ACL_PERM_RW,
+				 ACL_NO_ID);
+	for (i = 0; i < n; i++)
+		if (i == 0 || uids[i] != uids[i - 1])
+			len += control_acl_entry(acl + len, ACL_TAG_USER,
+						 ACL_PERM_RW, uids[i]);
+	len += control_acl_entry(acl + len, ACL_TAG_GROUP_OBJ, 0, ACL_NO_ID);
+	len += control_acl_entry(acl + len, ACL_TAG_MASK, ACL_PERM_RW,
+				 ACL_NO_ID);
+	len += control_acl_entry(acl + len, ACL_TAG_OTHER, 0, ACL_NO_ID);
+	if (setxattr(c->path, "system.posix_acl_access", acl, len, 0) < 0)
+		return errmsg_set(err, -errno, "control.socket: cannot admit "
+				  "control.responders to %s (POSIX ACL: %s); "
+				  "put the socket on a filesystem with ACLs",
+				  c->path, strerror(errno));
+	return 0;
 }
 
 static json_t *control_refusal(const char *text)
@@ -382,11 +447,18 @@ static int control_listen(struct control *c, struct errmsg *err)
 	if (r < 0)
 		return errmsg_set(err, -errno, "control.socket: cannot bind "
 				  "%s: %s", c->path, strerror(errno));
-	/* 0600 keeps everyone but root and our own uid out.  Listed
-	 * responders of other uids need to connect, so then the mode opens
-	 * and SO_PEERCRED alone decides. */
-	if (chmod(c->path, control_others_allowed(c) ? 0666 : 0600) < 0 ||
-	    listen(c->listen_fd, 16) < 0)
+	/* 0600 keeps everyone but root and our own uid out; listed
+	 * responders of other uids get an ACL entry each, so the kernel
+	 * refuses every other uid before SO_PEERCRED is even asked. */
+	if (chmod(c->path, 0600) < 0)
+		return errmsg_set(err, -errno, "control.socket: %s: %s",
+				  c->path, strerror(errno));
+	if (control_others_allowed(c)) {
+		r = control_grant_responders(c, err);
+		if (r < 0)
+			return r;
+	}
+	if (listen(c->listen_fd, 16) < 0)
 		return errmsg_set(err, -errno, "control.socket: %s: %s",
 				  c->path, strerror(errno));
 	return 0;
@@ -399,6 +471,9 @@ int control_start(const char *path, const uid_t *allowed, size_t allowed_count,
 	struct control *c;
 	int r = -ENOMEM;
 
+	if (allowed_count > CONTROL_MAX_ALLOWED)
+		return errmsg_set(err, -EINVAL, "control.responders: more than "
+				  "%d", CONTROL_MAX_ALLOWED);
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return errmsg_set(err, -ENOMEM, "out of memory");

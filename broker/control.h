@@ -17,6 +17,7 @@
 #define CONTROL_MAX_MSG (64 * 1024)		/* a request */
 #define CONTROL_MAX_REPLY (1024 * 1024)	/* a reply (status of 256 secrets) */
 #define CONTROL_MAX_CLIENTS 16
+#define CONTROL_MAX_ALLOWED 64		/* responder uids */
 #define CONTROL_READ_TIMEOUT_MS 5000
 
 struct control_peer {
@@ -33,7 +34,11 @@ typedef json_t *(*control_handler)(void *arg, const struct control_peer *peer,
 struct control;
 
 /* Binds path (replacing a stale socket, refusing anything else that is not a
- * socket), starts accepting.  Returns 0 or -errno with err set. */
+ * socket), mode 0600, starts accepting.  allowed (at most
+ * CONTROL_MAX_ALLOWED) lists the uids besides root and our own that may
+ * connect: each gets a POSIX ACL entry on the socket (a filesystem without
+ * ACLs is an error), and SO_PEERCRED is checked on every connection.
+ * Returns 0 or -errno with err set. */
 int control_start(const char *path, const uid_t *allowed, size_t allowed_count,
 		  control_handler handler, void *arg, struct control **ret,
 		  struct errmsg *err) __attribute__((warn_unused_result));

@@ -54,7 +54,7 @@ def write_config(pg):
         "control": {"socket": os.path.join(DEMO, "control.sock")},
         "backends": {"pg": {"type": "postgres", "admin_dsn_file": dsn_file}},
         "secrets": [{
-            "name": "db", "backend": "pg", "ttl": "20s", "max_ttl": "1m",
+            "name": "db", "backend": "pg", "ttl": "20s", "max_ttl": "30s",
             "uid": uid,
             "postgres": {"grants": [
                 "GRANT SELECT ON demo_items TO {{name}}"]},
@@ -80,7 +80,7 @@ def wait_for_file(path, broker, timeout=30):
 def banner():
     print("""
 credbroker demo: a PostgreSQL login role lives in %(m)s/db/ (TTL 20 s,
-renewed at ~2/3 of its TTL, rotated to a new role at max_ttl 1 m).
+renewed at ~2/3 of its TTL, rotated to a new role near max_ttl 30 s).
 Try, in another terminal, from %(r)s:
     ls -la secrets/db/            cat secrets/db/.lease.json
     cat secrets/db/dsn            psql "$(cat secrets/db/dsn)" -c 'SELECT * FROM demo_items'

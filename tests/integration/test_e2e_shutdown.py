@@ -68,6 +68,21 @@ class ShutdownTest(cbtest.BrokerTestCase):
         rc, out, err = b.cli("status")
         self.assertEqual(rc, 4, "CLI after shutdown: %d %s" % (rc, err))
 
+    def test_revoke_on_exit_false_leaves_the_role(self):
+        """revoke_on_exit false: the mount goes and memory is wiped, but
+        the role lives on upstream until its own expiry (for a broker that
+        restarts and should not cut its app's sessions)."""
+        cfg = self.config(secrets=[self.secret("a")], revoke_on_exit=False)
+        b = self.start_broker(cfg)
+        b.wait_active("a")
+        files = b.read_secret("a")
+        self.assertEqual(b.stop(signal.SIGTERM, timeout=30), 0)
+        self.assertFalse(cbtest.mounted(b.mount))
+        self.assertIn(files["username"].strip(), self.cb_roles())
+        self.assertTrue(cbtest.try_login(files["dsn"].strip())[0],
+                        "the role no longer logs in")
+        self.drop_cb_roles()
+
     def test_sigterm(self):
         self.run_and_stop(signal.SIGTERM)
 

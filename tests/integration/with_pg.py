@@ -9,6 +9,7 @@ a 0600 file, runs CMD with
     CB_TEST_PG_SOCKET     the socket directory
     CB_TEST_PG_PORT       the port (names the socket file)
     CB_TEST_PG_DBNAME     cbtest
+    CB_TEST_PG_LOG        the server log (every statement is logged)
 
 then stops the cluster and exits with CMD's status (128+N for signal N).
 """
@@ -43,6 +44,11 @@ def main(argv):
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     with PgCluster() as pg:
+        # Log every statement, so a password sent in clear text would be
+        # seen by the suite's log search (CB_TEST_PG_LOG).
+        for setting in ("log_statement = 'all'", "log_connections = on"):
+            pg.query("ALTER SYSTEM SET " + setting)
+        pg.query("SELECT pg_reload_conf()")
         pg.query("CREATE DATABASE cbtest")
         pg.query(SETUP, dbname="cbtest")
         dsn_file = os.path.join(pg.tmpdir, "admin.dsn")
@@ -53,7 +59,8 @@ def main(argv):
                    CB_TEST_PG_DSN_FILE=dsn_file,
                    CB_TEST_PG_SOCKET=pg.socket_dir,
                    CB_TEST_PG_PORT=str(pg.port),
-                   CB_TEST_PG_DBNAME="cbtest")
+                   CB_TEST_PG_DBNAME="cbtest",
+                   CB_TEST_PG_LOG=pg.logfile)
         proc = subprocess.Popen(cmd, env=env)
         try:
             rc = proc.wait()

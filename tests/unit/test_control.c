@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -191,6 +192,7 @@ START_TEST(test_control_listed_responder_gets_in)
 {
 	static const uid_t responders[] = {65534};
 	struct errmsg err = {{0}};
+	unsigned char acl[128];
 	struct control *c;
 	struct stat st;
 	int status;
@@ -204,7 +206,21 @@ START_TEST(test_control_listed_responder_gets_in)
 	ck_assert_int_eq(control_start(path, responders, 1, echo_handler, NULL,
 				       &c, &err), 0);
 	ck_assert_int_eq(stat(path, &st), 0);
-	ck_assert_int_eq(st.st_mode & 0777, 0666);
+	/* Nobody else: the group bits show the ACL mask of the user entry. */
+	ck_assert_int_eq(st.st_mode & 0707, 0600);
+	ck_assert_int_eq(getxattr(path, "system.posix_acl_access", acl,
+				  sizeof(acl)), 4 + 5 * 8);
+	/* A uid that is neither listed nor root: the kernel refuses it. */
+	pid = fork();
+	if (pid == 0) {
+		if (setresgid(65533, 65533, 65533) < 0 ||
+		    setresuid(65533, 65533, 65533) < 0)
+			_exit(3);
+		_exit(control_call(path, NULL, 2000, NULL, &err) == -EACCES ?
+			      0 : 4);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
 	pid = fork();
 	if (pid == 0) {
 		json_t *req = json_pack("{s:s}", "cmd", "status"), *reply;

@@ -169,6 +169,29 @@ static const char *value(const struct kv *kv, const char *key, char *buf,
 	return buf;
 }
 
+/* The server logs every statement (with_pg.py sets log_statement=all):
+ * the password just issued must not be in its log, nor in the message. */
+static void assert_not_in_server_log(const struct kv *kv)
+{
+	const char *path = getenv("CB_TEST_PG_LOG");
+	static char log[4 * 1024 * 1024];
+	const struct secret *pw = kv_get(kv, "password");
+	size_t n, len;
+	const void *p;
+	FILE *f;
+
+	ck_assert_msg(path != NULL, "CB_TEST_PG_LOG not set");
+	ck_assert_ptr_nonnull(pw);
+	p = secret_expose(pw, &len);
+	f = fopen(path, "re");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	n = fread(log, 1, sizeof(log), f);
+	fclose(f);
+	ck_assert_uint_gt(n, 0);
+	ck_assert_msg(memmem(log, n, p, len) == NULL,
+		      "an issued password is in the server log");
+}
+
 static int issue(struct backend *b, void *scfg, const char *name,
 		 uint64_t ttl_sec, struct lease *lease, struct kv *kv,
 		 struct errmsg *err)
@@ -181,8 +204,13 @@ static int issue(struct backend *b, void *scfg, const char *name,
 	    .max_ttl_usec = 2 * ttl_sec * 1000000,
 	};
 
+	int r;
+
 	memset(err, 0, sizeof(*err));
-	return ops->issue(b, &req, lease, kv, err);
+	r = ops->issue(b, &req, lease, kv, err);
+	if (r == 0)
+		assert_not_in_server_log(kv);
+	return r;
 }
 
 static PGconn *admin_conn(void)
@@ -616,7 +644,7 @@ START_TEST(test_postgres_revoke_terminates_sessions)
 }
 END_TEST
 
-START_TEST(test_postgres_revoke_drops_owned_objects)
+START_TEST(test_postgres_revoke_reassigns_owned_objects)
 {
 	struct backend *b = backend_new();
 	void *scfg = secret_cfg("{\"role_prefix\": \"own_\", "
@@ -879,7 +907,7 @@ static Suite *postgres_suite(bool with_pg)
 	tcase_add_test(tc, test_postgres_renew_moves_valid_until);
 	tcase_add_test(tc, test_postgres_renew_missing_role);
 	tcase_add_test(tc, test_postgres_revoke_terminates_sessions);
-	tcase_add_test(tc, test_postgres_revoke_drops_owned_objects);
+	tcase_add_test(tc, test_postgres_revoke_reassigns_owned_objects);
 	tcase_add_test(tc, test_postgres_revoke_all);
 	tcase_add_test(tc, test_postgres_issue_failure_rolls_back);
 	tcase_add_test(tc, test_postgres_statement_timeout);

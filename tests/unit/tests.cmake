@@ -26,8 +26,7 @@ cb_unit_test(test_broker core cb_broker)
 target_link_options(test_broker PRIVATE -Wl,--wrap=backend_find)
 cb_unit_test(test_vault_api vault cb_backends)
 target_compile_definitions(test_vault_api PRIVATE
-	CB_SHARED_DIR="${CB_SHARED_DIR}")
-set_tests_properties(test_vault_api PROPERTIES SKIP_RETURN_CODE 77)
+	CB_SAMPLES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/vault_api")
 # test_http runs under https_fixture.py (a real TLS server on loopback).
 add_executable(test_http unit/test_http.c)
 target_link_libraries(test_http PRIVATE cb_http PkgConfig::CHECK)
@@ -38,3 +37,6 @@ set_tests_properties(test_http PROPERTIES LABELS core TIMEOUT 120
 	ENVIRONMENT "CK_DEFAULT_TIMEOUT=60;PYTHONDONTWRITEBYTECODE=1")
 cb_unit_test(test_vault vault cb_backends)
 cb_unit_test(test_vault_config vault cb_backends)
+add_test(NAME check_samples COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_samples.sh)
+set_tests_properties(check_samples PROPERTIES LABELS vault
+	ENVIRONMENT "CB_SHARED_DIR=${CB_SHARED_DIR}")
