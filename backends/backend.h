@@ -27,25 +27,25 @@
 
 /* What the broker keeps about one issued credential: no secret bytes. */
 struct lease {
-	char id[LEASE_MAX_ID];	/* role name, Vault lease id, KV path@version */
-	int64_t issued_wall;	/* wall usec */
-	int64_t expires_wall;	/* wall usec, as granted; or LEASE_NO_EXPIRY */
-	int64_t max_wall;	/* wall usec past which renewal is impossible */
+	char id[LEASE_MAX_ID]; /* role name, Vault lease id, KV path@version */
+	int64_t issued_wall;   /* wall usec */
+	int64_t expires_wall;  /* wall usec, as granted; or LEASE_NO_EXPIRY */
+	int64_t max_wall;      /* wall usec past which renewal is impossible */
 	bool renewable;
-	uint64_t identity;	/* the backend identity generation that issued
-				 * it (see maintain); 0 when not tracked */
+	uint64_t identity; /* the backend identity generation that issued
+			    * it (see maintain); 0 when not tracked */
 };
 
 /* The state of a backend's own upstream identity (a Vault token). */
 struct backend_identity {
-	uint64_t generation;	/* bumps with every new identity (login) */
-	int64_t expires_wall;	/* when the identity dies; LEASE_NO_EXPIRY */
-	int64_t next_wall;	/* when maintain wants to run again */
+	uint64_t generation;  /* bumps with every new identity (login) */
+	int64_t expires_wall; /* when the identity dies; LEASE_NO_EXPIRY */
+	int64_t next_wall;    /* when maintain wants to run again */
 };
 
 struct backend_issue_request {
 	const char *secret_name;
-	const void *secret_cfg;	/* from parse_secret */
+	const void *secret_cfg; /* from parse_secret */
 	int64_t now_wall;
 	uint64_t ttl_usec;
 	uint64_t max_ttl_usec;
@@ -54,7 +54,7 @@ struct backend_issue_request {
 struct backend;
 
 struct backend_ops {
-	const char *type;	/* the "type" in the config's backends map */
+	const char *type; /* the "type" in the config's backends map */
 	/* Files a secret gets when its config names none; NULL-terminated. */
 	const char *const *default_files;
 	/* Names for the "env" rendering; {NULL, NULL}-terminated. */
@@ -77,7 +77,8 @@ struct backend_ops {
 	int (*login)(struct backend *b, struct errmsg *err);
 	/* Issue a new credential: fills lease and values (owned by caller). */
 	int (*issue)(struct backend *b, const struct backend_issue_request *req,
-		     struct lease *lease, struct kv *values, struct errmsg *err);
+		     struct lease *lease, struct kv *values,
+		     struct errmsg *err);
 	/* Extend lease to want_expires_wall (the broker caps it at max_wall);
 	 * on success lease->expires_wall holds what the upstream granted. */
 	int (*renew)(struct backend *b, const void *secret_cfg,

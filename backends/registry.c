@@ -6,8 +6,8 @@
 #include "vault.h"
 
 static const struct backend_ops *const backend_table[] = {
-	&postgres_backend_ops,
-	&vault_backend_ops,
+    &postgres_backend_ops,
+    &vault_backend_ops,
 };
 
 const struct backend_ops *backend_find(const char *type)

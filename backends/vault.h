@@ -18,8 +18,7 @@ extern const struct backend_ops vault_backend_ops;
  * choosing (tests script one).  The backend owns http from the call on,
  * also on failure; cfg must outlive it. */
 int vault_backend_create_with(const struct vault_config *cfg,
-			      struct http_transport *http,
-			      struct backend **ret)
-	__attribute__((warn_unused_result));
+			      struct http_transport *http, struct backend **ret)
+    __attribute__((warn_unused_result));
 
 #endif

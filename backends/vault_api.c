@@ -28,15 +28,16 @@ static json_t *vault_load(const void *body, size_t len, struct errmsg *err)
 	return root;
 }
 
-static int vault_get_duration(const json_t *obj, const char *key,
-			      int64_t *ret, struct errmsg *err)
+static int vault_get_duration(const json_t *obj, const char *key, int64_t *ret,
+			      struct errmsg *err)
 {
 	const json_t *v = json_object_get(obj, key);
 
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
 		return errmsg_set(err, -EPROTO,
 				  "response: \"%s\" is not a whole number of "
-				  "seconds", key);
+				  "seconds",
+				  key);
 	*ret = (int64_t)json_integer_value(v);
 	return 0;
 }
@@ -107,15 +108,18 @@ static int vault_copy_data(const json_t *data, struct kv *kv,
 	json_t *value;
 	int r;
 
-	json_object_foreach((json_t *)data, key, value) {
+	json_object_foreach((json_t *)data, key, value)
+	{
 		if (json_is_string(value))
 			r = kv_set(kv, key, json_string_value(value),
 				   json_string_length(value));
 		else
 			r = vault_set_json(kv, key, value);
 		if (r < 0)
-			return errmsg_set(err, r, "response: cannot keep value "
-					  "\"%.64s\"", key);
+			return errmsg_set(err, r,
+					  "response: cannot keep value "
+					  "\"%.64s\"",
+					  key);
 	}
 	return 0;
 }
@@ -128,11 +132,13 @@ static int vault_parse_kv2(const json_t *data, struct vault_secret *out,
 	const json_t *version = json_object_get(meta, "version");
 
 	if (!json_is_object(inner))
-		return errmsg_set(err, -EPROTO, "KV v2 response has no "
+		return errmsg_set(err, -EPROTO,
+				  "KV v2 response has no "
 				  "data.data object (deleted or destroyed "
 				  "version?)");
 	if (!json_is_integer(version) || json_integer_value(version) < 1)
-		return errmsg_set(err, -EPROTO, "KV v2 response has no "
+		return errmsg_set(err, -EPROTO,
+				  "KV v2 response has no "
 				  "data.metadata.version");
 	out->kv_version = (int64_t)json_integer_value(version);
 	return vault_copy_data(inner, &out->values, err);
@@ -154,7 +160,7 @@ static int vault_parse_lease(const json_t *root, struct vault_secret *out,
 	r = vault_get_duration(root, "lease_duration", &out->lease_duration_s,
 			       err);
 	if (r < 0 && json_object_get(root, "lease_duration") == NULL)
-		r = 0;	/* KV v1 through some proxies omits it */
+		r = 0; /* KV v1 through some proxies omits it */
 	out->renewable = json_is_true(json_object_get(root, "renewable"));
 	return r;
 }
@@ -178,7 +184,8 @@ int vault_parse_secret(const void *body, size_t len, enum vault_kind kind,
 	if (r < 0)
 		goto out;
 	if (kind == VAULT_LEASED && out->lease_id[0] == '\0') {
-		r = errmsg_set(err, -EPROTO, "response has no lease_id: not "
+		r = errmsg_set(err, -EPROTO,
+			       "response has no lease_id: not "
 			       "a leased path (use kind kv1 or kv2)");
 		goto out;
 	}
@@ -234,7 +241,8 @@ void vault_error_text(long status, const void *body, size_t len, char *buf,
 	if (len > 0 && len <= VAULT_MAX_BODY)
 		root = json_loadb(body, len, 0, NULL);
 	errors = json_object_get(root, "errors");
-	json_array_foreach(errors, i, e) {
+	json_array_foreach(errors, i, e)
+	{
 		if (!json_is_string(e))
 			continue;
 		vault_append_printable(buf, size, &pos, i ? "; " : " ");

@@ -17,7 +17,8 @@ static int vault_check_keys(const json_t *obj, const char *path,
 	json_t *value;
 	size_t i;
 
-	json_object_foreach((json_t *)obj, key, value) {
+	json_object_foreach((json_t *)obj, key, value)
+	{
 		for (i = 0; allowed[i] != NULL; i++)
 			if (strcmp(key, allowed[i]) == 0)
 				break;
@@ -41,8 +42,10 @@ static int vault_get_str(const json_t *obj, const char *path, const char *key,
 				  path, key);
 	if (json_string_length(v) == 0 || json_string_length(v) >= size ||
 	    strlen(json_string_value(v)) != json_string_length(v))
-		return errmsg_set(err, -EINVAL, "%s.%s: must be 1 to %zu "
-				  "characters", path, key, size - 1);
+		return errmsg_set(err, -EINVAL,
+				  "%s.%s: must be 1 to %zu "
+				  "characters",
+				  path, key, size - 1);
 	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
 	return 0;
 }
@@ -58,11 +61,15 @@ static int vault_get_duration(const json_t *obj, const char *path,
 		return 0;
 	if (!json_is_string(v) ||
 	    config_parse_duration(json_string_value(v), &usec) < 0)
-		return errmsg_set(err, -EINVAL, "%s.%s: expected a duration "
-				  "string like \"10s\"", path, key);
+		return errmsg_set(err, -EINVAL,
+				  "%s.%s: expected a duration "
+				  "string like \"10s\"",
+				  path, key);
 	if (usec < 100000 || usec > 600ULL * 1000000)
-		return errmsg_set(err, -EINVAL, "%s.%s: must be from 100ms "
-				  "to 10m", path, key);
+		return errmsg_set(err, -EINVAL,
+				  "%s.%s: must be from 100ms "
+				  "to 10m",
+				  path, key);
 	*ret = usec;
 	return 0;
 }
@@ -77,15 +84,19 @@ static int vault_parse_auth_obj(const json_t *auth, const char *path,
 
 	(void)snprintf(p, sizeof(p), "%s.auth", path);
 	if (!json_is_object(auth))
-		return errmsg_set(err, -EINVAL, "%s: required object with "
-				  "\"role\"", p);
+		return errmsg_set(err, -EINVAL,
+				  "%s: required object with "
+				  "\"role\"",
+				  p);
 	r = vault_check_keys(auth, p, keys, err);
 	if (r == 0)
 		r = vault_get_str(auth, p, "method", method, sizeof(method),
 				  err);
 	if (r == 0 && strcmp(method, "kubernetes") != 0)
-		r = errmsg_set(err, -EINVAL, "%s.method: only \"kubernetes\" "
-			       "is supported", p);
+		r = errmsg_set(err, -EINVAL,
+			       "%s.method: only \"kubernetes\" "
+			       "is supported",
+			       p);
 	if (r == 0)
 		r = vault_get_str(auth, p, "mount", c->auth_mount,
 				  sizeof(c->auth_mount), err);
@@ -103,9 +114,10 @@ static int vault_parse_auth_obj(const json_t *auth, const char *path,
 static int vault_parse_tls(const json_t *tls, const char *path,
 			   struct vault_config *c, struct errmsg *err)
 {
-	static const char *const keys[] = {"ca_file", "ca_dir", "cert_file",
-					   "key_file", "server_name",
-					   "pinned_public_key", NULL};
+	static const char *const keys[] = {"ca_file",	  "ca_dir",
+					   "cert_file",	  "key_file",
+					   "server_name", "pinned_public_key",
+					   NULL};
 	char p[VAULT_PATH_LEN];
 	int r;
 
@@ -135,12 +147,16 @@ static int vault_parse_tls(const json_t *tls, const char *path,
 				  c->pinned_public_key,
 				  sizeof(c->pinned_public_key), err);
 	if (r == 0 && (c->cert_file[0] == '\0') != (c->key_file[0] == '\0'))
-		r = errmsg_set(err, -EINVAL, "%s: cert_file and key_file go "
-			       "together", p);
+		r = errmsg_set(err, -EINVAL,
+			       "%s: cert_file and key_file go "
+			       "together",
+			       p);
 	if (r == 0 && c->pinned_public_key[0] != '\0' &&
 	    strncmp(c->pinned_public_key, "sha256//", 8) != 0)
-		r = errmsg_set(err, -EINVAL, "%s.pinned_public_key: expected "
-			       "\"sha256//BASE64\"", p);
+		r = errmsg_set(err, -EINVAL,
+			       "%s.pinned_public_key: expected "
+			       "\"sha256//BASE64\"",
+			       p);
 	return r;
 }
 
@@ -154,8 +170,10 @@ static int vault_check_address(struct vault_config *c, const char *path,
 		return errmsg_set(err, -EINVAL, "%s.address: required", path);
 	if (strncmp(c->address, "https://", 8) != 0 || len == 8 ||
 	    strpbrk(c->address, "?# \t") != NULL)
-		return errmsg_set(err, -EINVAL, "%s.address: expected "
-				  "https://HOST[:PORT]", path);
+		return errmsg_set(err, -EINVAL,
+				  "%s.address: expected "
+				  "https://HOST[:PORT]",
+				  path);
 	while (len > 8 && c->address[len - 1] == '/')
 		c->address[--len] = '\0';
 	return 0;
@@ -176,8 +194,10 @@ static int vault_parse_limits(const json_t *obj, const char *path,
 		return r;
 	if (!json_is_integer(v) || json_integer_value(v) < 1024 ||
 	    json_integer_value(v) > 64 * 1024 * 1024)
-		return errmsg_set(err, -EINVAL, "%s.max_response_bytes: "
-				  "expected 1024 to 67108864", path);
+		return errmsg_set(err, -EINVAL,
+				  "%s.max_response_bytes: "
+				  "expected 1024 to 67108864",
+				  path);
 	c->max_response_bytes = (size_t)json_integer_value(v);
 	return 0;
 }
@@ -185,9 +205,14 @@ static int vault_parse_limits(const json_t *obj, const char *path,
 int vault_config_parse(const json_t *obj, const char *path, void **ret,
 		       struct errmsg *err)
 {
-	static const char *const keys[] = {
-	    "address", "namespace", "auth", "tls", "connect_timeout",
-	    "request_timeout", "max_response_bytes", NULL};
+	static const char *const keys[] = {"address",
+					   "namespace",
+					   "auth",
+					   "tls",
+					   "connect_timeout",
+					   "request_timeout",
+					   "max_response_bytes",
+					   NULL};
 	struct vault_config *c;
 	int r;
 
@@ -246,25 +271,32 @@ static int vault_parse_kind(const json_t *obj, const char *path,
 			return 0;
 		}
 	}
-	return errmsg_set(err, -EINVAL, "%s.kind: expected \"leased\", "
-			  "\"kv2\" or \"kv1\"", path);
+	return errmsg_set(err, -EINVAL,
+			  "%s.kind: expected \"leased\", "
+			  "\"kv2\" or \"kv1\"",
+			  path);
 }
 
 /* A logical path: relative, no "..", no query, printable. */
-static int vault_check_path(const char *text, const char *path,
-			    const char *key, struct errmsg *err)
+static int vault_check_path(const char *text, const char *path, const char *key,
+			    struct errmsg *err)
 {
 	const char *p;
 
 	if (text[0] == '/' || strstr(text, "..") != NULL)
-		return errmsg_set(err, -EINVAL, "%s.%s: a relative Vault path "
-				  "without \"..\"", path, key);
+		return errmsg_set(err, -EINVAL,
+				  "%s.%s: a relative Vault path "
+				  "without \"..\"",
+				  path, key);
 	for (p = text; *p != '\0'; p++)
 		if (*p <= 0x20 || *p >= 0x7f || strchr("?#%\\\"", *p))
-			return errmsg_set(err, -EINVAL, "%s.%s: character %s "
-					  "not allowed", path, key,
-					  *p == '?' ? "'?'" : "outside the "
-					  "path alphabet");
+			return errmsg_set(err, -EINVAL,
+					  "%s.%s: character %s "
+					  "not allowed",
+					  path, key,
+					  *p == '?' ? "'?'"
+						    : "outside the "
+						      "path alphabet");
 	return 0;
 }
 
@@ -290,14 +322,18 @@ static int vault_parse_secret_fields(const json_t *obj, const char *path,
 				  sizeof(s->method), err);
 	if (r == 0 && strcmp(s->method, "GET") != 0 &&
 	    strcmp(s->method, "POST") != 0)
-		r = errmsg_set(err, -EINVAL, "%s.method: expected \"GET\" or "
-			       "\"POST\"", path);
+		r = errmsg_set(err, -EINVAL,
+			       "%s.method: expected \"GET\" or "
+			       "\"POST\"",
+			       path);
 	if (r < 0 || v == NULL)
 		return r;
 	if (s->kind != VAULT_KV2 || !json_is_integer(v) ||
 	    json_integer_value(v) < 1)
-		return errmsg_set(err, -EINVAL, "%s.version: a positive "
-				  "integer, for kind \"kv2\" only", path);
+		return errmsg_set(err, -EINVAL,
+				  "%s.version: a positive "
+				  "integer, for kind \"kv2\" only",
+				  path);
 	s->version = (int64_t)json_integer_value(v);
 	return 0;
 }
@@ -305,15 +341,17 @@ static int vault_parse_secret_fields(const json_t *obj, const char *path,
 int vault_secret_config_parse(const json_t *obj, const char *path, void **ret,
 			      struct errmsg *err)
 {
-	static const char *const keys[] = {"kind", "path", "mount", "version",
-					   "method", "host", "port", "dbname",
-					   NULL};
+	static const char *const keys[] = {"kind",    "path",	"mount",
+					   "version", "method", "host",
+					   "port",    "dbname", NULL};
 	struct vault_secret_config *s;
 	int r;
 
 	if (obj == NULL)
-		return errmsg_set(err, -EINVAL, "%s: required object with "
-				  "\"path\"", path);
+		return errmsg_set(err, -EINVAL,
+				  "%s: required object with "
+				  "\"path\"",
+				  path);
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;

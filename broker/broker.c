@@ -27,10 +27,10 @@ int broker_schedule(struct broker *b, size_t slot, enum sched_kind kind,
 		    uint64_t deadline, uint64_t tag)
 {
 	struct sched_job job = {
-		.deadline = deadline,
-		.slot = (uint32_t)slot,
-		.kind = kind,
-		.tag = tag,
+	    .deadline = deadline,
+	    .slot = (uint32_t)slot,
+	    .kind = kind,
+	    .tag = tag,
 	};
 	int r;
 
@@ -70,16 +70,15 @@ static int broker_lease_json(const struct broker_secret *s, uint64_t seq,
 	clock_format_rfc3339(lease->expires_wall, expires, sizeof(expires));
 	clock_format_rfc3339(lease->max_wall, max, sizeof(max));
 	/* A value that never expires says so with null. */
-	obj = json_pack("{s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:b}",
-			"secret", s->cfg->name, "version", (json_int_t)seq,
-			"lease_id", lease->id, "backend", s->ops->type,
-			"issued", issued, "expires",
-			lease->expires_wall == LEASE_NO_EXPIRY ? json_null() :
-							       json_string(expires),
-			"max_expires",
-			lease->max_wall == LEASE_NO_EXPIRY ? json_null() :
-							   json_string(max),
-			"renewable", lease->renewable);
+	obj = json_pack(
+	    "{s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:b}", "secret", s->cfg->name,
+	    "version", (json_int_t)seq, "lease_id", lease->id, "backend",
+	    s->ops->type, "issued", issued, "expires",
+	    lease->expires_wall == LEASE_NO_EXPIRY ? json_null()
+						   : json_string(expires),
+	    "max_expires",
+	    lease->max_wall == LEASE_NO_EXPIRY ? json_null() : json_string(max),
+	    "renewable", lease->renewable);
 	if (obj == NULL)
 		return -ENOMEM;
 	/* json_dumpb writes into our buffer: no jansson-allocated copy. */
@@ -140,8 +139,9 @@ static bool broker_key_is_file(const char *key)
 
 	return len > 0 && len < STORE_MAX_FILE_NAME && key[0] != '.' &&
 	       !render_is_format(key) &&
-	       strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			   "0123456789._-") == len;
+	       strspn(key,
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		      "0123456789._-") == len;
 }
 
 /* "*": one file per key of the values (KV data), as raw bytes. */
@@ -190,8 +190,8 @@ static int broker_build_version(struct broker *b, struct broker_secret *s,
 		while (defaults[count] != NULL)
 			count++;
 	for (i = 0; i < count; i++) {
-		const char *spec = s->cfg->file_count ? s->cfg->files[i] :
-							defaults[i];
+		const char *spec =
+		    s->cfg->file_count ? s->cfg->files[i] : defaults[i];
 
 		if (strcmp(spec, "*") == 0) {
 			r = broker_add_every_key(s, v, values, err);
@@ -270,9 +270,9 @@ static void broker_failed(struct broker *b, size_t slot, const char *what,
 			  int r, const struct errmsg *err)
 {
 	struct broker_secret *s = &b->secrets[slot];
-	uint64_t delay = sched_backoff(broker_retryable(r) ? s->failures :
-					       SCHED_MAX_ATTEMPT,
-				       broker_random());
+	uint64_t delay =
+	    sched_backoff(broker_retryable(r) ? s->failures : SCHED_MAX_ATTEMPT,
+			  broker_random());
 
 	s->failures++;
 	(void)snprintf(s->last_error, sizeof(s->last_error), "%s: %s", what,
@@ -301,8 +301,8 @@ static uint64_t broker_next_refresh(struct broker *b,
 
 /* Publishes a version of the current lease and schedules what follows:
  * the next refresh at ~2/3 of its remaining life, and its expiry. */
-static int broker_publish(struct broker *b, size_t slot, const struct kv *values,
-			  struct errmsg *err)
+static int broker_publish(struct broker *b, size_t slot,
+			  const struct kv *values, struct errmsg *err)
 {
 	struct broker_secret *s = &b->secrets[slot];
 	uint64_t now = clock_mono(b->clk), expires;
@@ -330,7 +330,8 @@ static int broker_publish(struct broker *b, size_t slot, const struct kv *values
 
 /* When a superseded lease is revoked: at its expiry, or after the
  * configured overlap when that comes first. */
-static uint64_t broker_retire_at(struct broker *b, const struct broker_secret *s)
+static uint64_t broker_retire_at(struct broker *b,
+				 const struct broker_secret *s)
 {
 	uint64_t at = broker_wall_to_mono(b, s->lease.expires_wall);
 	uint64_t overlap = clock_mono(b->clk) + s->cfg->overlap_usec;
@@ -344,11 +345,11 @@ static void broker_do_issue(struct broker *b, size_t slot)
 {
 	struct broker_secret *s = &b->secrets[slot];
 	struct backend_issue_request req = {
-		.secret_name = s->cfg->name,
-		.secret_cfg = s->cfg->backend_cfg,
-		.now_wall = clock_wall(b->clk),
-		.ttl_usec = s->cfg->ttl_usec,
-		.max_ttl_usec = s->cfg->max_ttl_usec,
+	    .secret_name = s->cfg->name,
+	    .secret_cfg = s->cfg->backend_cfg,
+	    .now_wall = clock_wall(b->clk),
+	    .ttl_usec = s->cfg->ttl_usec,
+	    .max_ttl_usec = s->cfg->max_ttl_usec,
 	};
 	uint64_t gen = s->generation;
 	struct errmsg err = {{0}};
@@ -370,7 +371,8 @@ static void broker_do_issue(struct broker *b, size_t slot)
 		(void)s->ops->revoke(s->backend, &lease, &err);
 		pthread_mutex_lock(&b->lock);
 		log_info("event=issue_discarded secret=%s lease=%s "
-			 "reason=revoked_meanwhile", s->cfg->name, lease.id);
+			 "reason=revoked_meanwhile",
+			 s->cfg->name, lease.id);
 		goto out;
 	}
 	if (s->has_lease && !s->force_rotate &&
@@ -401,9 +403,10 @@ static void broker_do_issue(struct broker *b, size_t slot)
 	s->failures = 0;
 	s->last_error[0] = '\0';
 	s->rotations++;
-	log_info("event=issued secret=%s version=%llu lease=%s ttl_s=%lld",
-		 s->cfg->name, (unsigned long long)s->version_seq, lease.id,
-		 (long long)((lease.expires_wall - lease.issued_wall) / 1000000));
+	log_info(
+	    "event=issued secret=%s version=%llu lease=%s ttl_s=%lld",
+	    s->cfg->name, (unsigned long long)s->version_seq, lease.id,
+	    (long long)((lease.expires_wall - lease.issued_wall) / 1000000));
 out:
 	kv_clear(&values);
 }
@@ -432,8 +435,8 @@ static void broker_do_renew(struct broker *b, size_t slot)
 		log_warnx("event=lease_gone secret=%s lease=%s", s->cfg->name,
 			  lease.id);
 		s->has_lease = false;
-		(void)broker_schedule(b, slot, SCHED_REFRESH, clock_mono(b->clk),
-				      0);
+		(void)broker_schedule(b, slot, SCHED_REFRESH,
+				      clock_mono(b->clk), 0);
 		return;
 	}
 	if (r < 0)
@@ -449,14 +452,15 @@ static void broker_do_renew(struct broker *b, size_t slot)
 	s->failures = 0;
 	s->last_error[0] = '\0';
 	s->renewals++;
-	log_info("event=renewed secret=%s version=%llu lease=%s",
-		 s->cfg->name, (unsigned long long)s->version_seq, lease.id);
+	log_info("event=renewed secret=%s version=%llu lease=%s", s->cfg->name,
+		 (unsigned long long)s->version_seq, lease.id);
 }
 
 /* Renew while renewal still buys a whole TTL; once the max TTL is near,
  * issue a fresh credential so the old one still has about a third of its
  * life left when the app switches over. */
-static bool broker_should_rotate(struct broker *b, const struct broker_secret *s)
+static bool broker_should_rotate(struct broker *b,
+				 const struct broker_secret *s)
 {
 	int64_t now = clock_wall(b->clk);
 
@@ -533,9 +537,9 @@ static void broker_job_retire(struct broker *b, size_t slot, uint64_t id)
 	if (r < 0) {
 		delay = sched_backoff(rl->failures++, broker_random());
 		log_warnx("event=retire_failed secret=%s lease=%s errno=%d "
-			  "retry_in_ms=%llu error=\"%s\"", s->cfg->name,
-			  lease.id, -r, (unsigned long long)(delay / 1000),
-			  err.text);
+			  "retry_in_ms=%llu error=\"%s\"",
+			  s->cfg->name, lease.id, -r,
+			  (unsigned long long)(delay / 1000), err.text);
 		(void)broker_schedule(b, slot, SCHED_RETIRE,
 				      clock_mono(b->clk) + delay, id);
 		return;
@@ -590,8 +594,9 @@ static void broker_job_maintain(struct broker *b, size_t backend)
 		(void)snprintf(bs->last_error, sizeof(bs->last_error),
 			       "identity: %s", err.text);
 		log_warnx("event=identity_failed backend=%s errno=%d "
-			  "retry_in_ms=%llu error=\"%s\"", cb->name, -r,
-			  (unsigned long long)(delay / 1000), err.text);
+			  "retry_in_ms=%llu error=\"%s\"",
+			  cb->name, -r, (unsigned long long)(delay / 1000),
+			  err.text);
 		(void)broker_schedule(b, backend, SCHED_MAINTAIN,
 				      clock_mono(b->clk) + delay, 0);
 		return;
@@ -631,7 +636,8 @@ static void broker_check_one(struct broker *b, size_t slot)
 		return;
 	}
 	log_warnx("event=revoked_upstream secret=%s lease=%s action=frozen "
-		  "detail=\"%s\"", s->cfg->name, lease.id, err.text);
+		  "detail=\"%s\"",
+		  s->cfg->name, lease.id, err.text);
 	pthread_mutex_unlock(&b->lock);
 	(void)broker_revoke_slot(b, slot, &report);
 	json_decref(report);
@@ -781,8 +787,8 @@ static int broker_make_store(struct broker *b)
 		slots[i].uid = cs->uid;
 		slots[i].gid = cs->gid;
 		slots[i].mode = cs->mode;
-		slots[i].reader_count = cs->reader_count ? cs->reader_count :
-							   b->cfg->reader_count;
+		slots[i].reader_count =
+		    cs->reader_count ? cs->reader_count : b->cfg->reader_count;
 		memcpy(slots[i].readers,
 		       cs->reader_count ? cs->readers : b->cfg->readers,
 		       slots[i].reader_count * sizeof(uid_t));
@@ -799,9 +805,9 @@ static int broker_make_backends(struct broker *b, struct errmsg *err)
 
 	b->backends = calloc(b->cfg->backend_count ? b->cfg->backend_count : 1,
 			     sizeof(*b->backends));
-	b->backend_state = calloc(b->cfg->backend_count ?
-				  b->cfg->backend_count : 1,
-				  sizeof(*b->backend_state));
+	b->backend_state =
+	    calloc(b->cfg->backend_count ? b->cfg->backend_count : 1,
+		   sizeof(*b->backend_state));
 	if (b->backends == NULL || b->backend_state == NULL)
 		return -ENOMEM;
 	b->backend_count = b->cfg->backend_count;
@@ -810,8 +816,10 @@ static int broker_make_backends(struct broker *b, struct errmsg *err)
 
 		r = cb->ops->create(cb->cfg, &b->backends[i]);
 		if (r < 0)
-			return errmsg_set(err, r, "backends.%s: cannot create "
-					  "(%s)", cb->name, strerror(-r));
+			return errmsg_set(err, r,
+					  "backends.%s: cannot create "
+					  "(%s)",
+					  cb->name, strerror(-r));
 	}
 	for (i = 0; i < b->cfg->secret_count; i++) {
 		struct broker_secret *s = &b->secrets[i];
@@ -823,8 +831,8 @@ static int broker_make_backends(struct broker *b, struct errmsg *err)
 	return 0;
 }
 
-int broker_new(struct config *cfg, const struct clock *clk,
-	       struct broker **ret, struct errmsg *err)
+int broker_new(struct config *cfg, const struct clock *clk, struct broker **ret,
+	       struct errmsg *err)
 {
 	struct broker *b;
 	int r = -ENOMEM;
@@ -880,8 +888,8 @@ static int broker_login_all(struct broker *b, struct errmsg *err)
 
 		r = cb->ops->login(b->backends[i], err);
 		if (r < 0)
-			return errmsg_prefix(err, r, "backends.%s: login failed",
-					     cb->name);
+			return errmsg_prefix(
+			    err, r, "backends.%s: login failed", cb->name);
 		log_info("event=login backend=%s type=%s", cb->name,
 			 cb->ops->type);
 	}
@@ -939,15 +947,16 @@ int broker_revoke_identities(struct broker *b, json_t **result)
 		if (r < 0) {
 			confirmed = false;
 			log_warnx("event=revoke_all_failed backend=%s errno=%d "
-				  "error=\"%s\"", b->cfg->backends[i].name, -r,
-				  err.text);
+				  "error=\"%s\"",
+				  b->cfg->backends[i].name, -r, err.text);
 		} else {
 			log_info("event=revoked_all backend=%s",
 				 b->cfg->backends[i].name);
 		}
-		(void)json_array_append_new(list, json_pack("{s:s, s:b, s:s}",
-			"backend", b->cfg->backends[i].name, "confirmed", r == 0,
-			"error", r == 0 ? "" : err.text));
+		(void)json_array_append_new(
+		    list, json_pack("{s:s, s:b, s:s}", "backend",
+				    b->cfg->backends[i].name, "confirmed",
+				    r == 0, "error", r == 0 ? "" : err.text));
 	}
 	if (result != NULL)
 		*result = list;
@@ -1088,10 +1097,12 @@ int broker_revoke_slot(struct broker *b, size_t slot, json_t **result)
 		err.text[0] = '\0';
 		start = clock_mono(b->clk);
 		r = s->ops->revoke(s->backend, &leases[i], &err);
-		(void)json_array_append_new(list, json_pack("{s:s, s:b, s:s, s:I}",
-			"lease_id", leases[i].id, "confirmed", r == 0, "error",
-			r == 0 ? "" : err.text, "ms",
-			(json_int_t)((clock_mono(b->clk) - start) / 1000)));
+		(void)json_array_append_new(
+		    list, json_pack("{s:s, s:b, s:s, s:I}", "lease_id",
+				    leases[i].id, "confirmed", r == 0, "error",
+				    r == 0 ? "" : err.text, "ms",
+				    (json_int_t)((clock_mono(b->clk) - start) /
+						 1000)));
 		if (r == 0) {
 			log_info("event=revoked secret=%s lease=%s",
 				 s->cfg->name, leases[i].id);
@@ -1099,11 +1110,12 @@ int broker_revoke_slot(struct broker *b, size_t slot, json_t **result)
 		}
 		confirmed = false;
 		log_warnx("event=revoke_failed secret=%s lease=%s errno=%d "
-			  "error=\"%s\"", s->cfg->name, leases[i].id, -r,
-			  err.text);
+			  "error=\"%s\"",
+			  s->cfg->name, leases[i].id, -r, err.text);
 		pthread_mutex_lock(&b->lock);
-		broker_retire(b, slot, &leases[i], clock_mono(b->clk) +
-			      sched_backoff(0, broker_random()));
+		broker_retire(b, slot, &leases[i],
+			      clock_mono(b->clk) +
+				  sched_backoff(0, broker_random()));
 		pthread_mutex_unlock(&b->lock);
 	}
 	log_info("event=frozen secret=%s leases=%zu confirmed=%s", s->cfg->name,

@@ -15,13 +15,12 @@
 struct broker;
 
 /* Takes ownership of cfg.  Creates the store and the backends; no I/O. */
-int broker_new(struct config *cfg, const struct clock *clk,
-	       struct broker **ret, struct errmsg *err)
-	__attribute__((warn_unused_result));
+int broker_new(struct config *cfg, const struct clock *clk, struct broker **ret,
+	       struct errmsg *err) __attribute__((warn_unused_result));
 /* Logs in to every backend, mounts, opens the control socket and starts the
  * scheduler.  Returns 0 or -errno with err naming the cause. */
 int broker_start(struct broker *b, struct errmsg *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Stops the scheduler, revokes upstream when the config says so, unmounts,
  * closes the control socket and wipes every secret.  Idempotent. */
 void broker_stop(struct broker *b);

@@ -11,13 +11,13 @@
 #include "log.h"
 
 static const char *const state_names[] = {
-	[SECRET_PENDING] = "pending",
-	[SECRET_ACTIVE] = "active",
-	[SECRET_FROZEN] = "frozen",
+    [SECRET_PENDING] = "pending",
+    [SECRET_ACTIVE] = "active",
+    [SECRET_FROZEN] = "frozen",
 };
 
 static json_t *reply_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+    __attribute__((format(printf, 1, 2)));
 
 static json_t *reply_error(const char *fmt, ...)
 {
@@ -44,18 +44,17 @@ static json_t *secret_status(struct broker *b, const struct broker_secret *s)
 		else
 			(void)snprintf(expires, sizeof(expires), "never");
 	}
-	obj = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:I, "
-			"s:I, s:s}",
-			"name", s->cfg->name, "backend",
-			b->cfg->backends[s->cfg->backend].name, "state",
-			state_names[s->state], "version",
-			(json_int_t)s->version_seq, "lease_id",
-			s->has_lease ? s->lease.id : "", "issued", issued,
-			"expires", expires, "failures", (json_int_t)s->failures,
-			"rotations", (json_int_t)s->rotations, "renewals",
-			(json_int_t)s->renewals, "retired_pending",
-			(json_int_t)s->retired_count, "last_error",
-			s->last_error);
+	obj = json_pack(
+	    "{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:I, "
+	    "s:I, s:s}",
+	    "name", s->cfg->name, "backend",
+	    b->cfg->backends[s->cfg->backend].name, "state",
+	    state_names[s->state], "version", (json_int_t)s->version_seq,
+	    "lease_id", s->has_lease ? s->lease.id : "", "issued", issued,
+	    "expires", expires, "failures", (json_int_t)s->failures,
+	    "rotations", (json_int_t)s->rotations, "renewals",
+	    (json_int_t)s->renewals, "retired_pending",
+	    (json_int_t)s->retired_count, "last_error", s->last_error);
 	return obj;
 }
 
@@ -88,12 +87,17 @@ static json_t *cmd_ls(struct broker *b, const json_t *req)
 		v = store_pin_current(b->store, i);
 		for (j = 0; v != NULL && j < version_file_count(v); j++)
 			if (version_has_file(v, j))
-				(void)json_array_append_new(files, json_pack("{s:s, s:I}",
-				"name", version_file_name(v, j), "size",
-				(json_int_t)version_file_size(v, j)));
-		(void)json_array_append_new(list, json_pack("{s:s, s:I, s:o}",
-			"name", b->cfg->secrets[i].name, "version",
-			(json_int_t)(v ? version_seq(v) : 0), "files", files));
+				(void)json_array_append_new(
+				    files,
+				    json_pack(
+					"{s:s, s:I}", "name",
+					version_file_name(v, j), "size",
+					(json_int_t)version_file_size(v, j)));
+		(void)json_array_append_new(
+		    list, json_pack("{s:s, s:I, s:o}", "name",
+				    b->cfg->secrets[i].name, "version",
+				    (json_int_t)(v ? version_seq(v) : 0),
+				    "files", files));
 		version_unref(v);
 	}
 	return json_pack("{s:b, s:s, s:o}", "ok", 1, "mount",
@@ -182,8 +186,8 @@ static json_t *cmd_rotate(struct broker *b, const json_t *req)
 	pthread_mutex_lock(&b->lock);
 	if (s->state == SECRET_FROZEN) {
 		pthread_mutex_unlock(&b->lock);
-		return reply_error("secret \"%.64s\" is frozen: unfreeze it first",
-				   name);
+		return reply_error(
+		    "secret \"%.64s\" is frozen: unfreeze it first", name);
 	}
 	before_rot = s->rotations;
 	before_fail = s->failures;
@@ -203,8 +207,8 @@ static json_t *cmd_rotate(struct broker *b, const json_t *req)
 				  "lease_id", s->lease.id);
 	else
 		reply = json_pack("{s:b, s:s}", "ok", 0, "error",
-				  s->last_error[0] ? s->last_error :
-						     "rotation still pending");
+				  s->last_error[0] ? s->last_error
+						   : "rotation still pending");
 	pthread_mutex_unlock(&b->lock);
 	return reply;
 }
@@ -219,8 +223,8 @@ static json_t *cmd_ready(struct broker *b, const json_t *req)
 	pthread_mutex_lock(&b->lock);
 	for (i = 0; i < b->cfg->secret_count; i++)
 		if (b->secrets[i].state != SECRET_ACTIVE)
-			(void)json_array_append_new(missing,
-				json_string(b->secrets[i].cfg->name));
+			(void)json_array_append_new(
+			    missing, json_string(b->secrets[i].cfg->name));
 	pthread_mutex_unlock(&b->lock);
 	return json_pack("{s:b, s:b, s:o}", "ok", 1, "ready",
 			 json_array_size(missing) == 0, "missing", missing);
@@ -230,9 +234,8 @@ static const struct {
 	const char *name;
 	json_t *(*run)(struct broker *b, const json_t *req);
 } commands[] = {
-	{"status", cmd_status},	    {"ls", cmd_ls},
-	{"revoke", cmd_revoke},	    {"unfreeze", cmd_unfreeze},
-	{"rotate", cmd_rotate},	    {"ready", cmd_ready},
+    {"status", cmd_status},	{"ls", cmd_ls},		{"revoke", cmd_revoke},
+    {"unfreeze", cmd_unfreeze}, {"rotate", cmd_rotate}, {"ready", cmd_ready},
 };
 
 json_t *broker_control(void *arg, const struct control_peer *peer,

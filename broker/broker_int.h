@@ -13,19 +13,19 @@
 #include "scheduler.h"
 #include "store.h"
 
-#define BROKER_MAX_RETIRED 1024	/* superseded leases awaiting revocation */
+#define BROKER_MAX_RETIRED 1024 /* superseded leases awaiting revocation */
 #define BROKER_ROTATE_WAIT_USEC (30ULL * USEC_PER_SEC)
 
 enum secret_state {
-	SECRET_PENDING,		/* no credential yet (or expired) */
-	SECRET_ACTIVE,		/* a live credential is published */
-	SECRET_FROZEN,		/* revoked; nothing is fetched until unfreeze */
+	SECRET_PENDING, /* no credential yet (or expired) */
+	SECRET_ACTIVE,	/* a live credential is published */
+	SECRET_FROZEN,	/* revoked; nothing is fetched until unfreeze */
 };
 
 /* A superseded or expired lease still to be revoked upstream. */
 struct retired_lease {
 	struct lease lease;
-	uint64_t last_seq;		/* its newest store version */
+	uint64_t last_seq; /* its newest store version */
 	uint64_t id;
 	unsigned failures;
 };
@@ -40,29 +40,29 @@ struct broker_secret {
 	enum secret_state state;
 	bool has_lease;
 	struct lease lease;
-	struct kv values;		/* the current credential's values */
-	uint64_t version_seq;		/* last published store version */
-	uint64_t generation;		/* bumps with every revoke */
+	struct kv values;     /* the current credential's values */
+	uint64_t version_seq; /* last published store version */
+	uint64_t generation;  /* bumps with every revoke */
 	bool force_rotate;
 	unsigned failures;
 	char last_error[ERRMSG_MAX + 32];
 	uint64_t rotations;
 	uint64_t renewals;
-	size_t layout_count;		/* file names, each at a fixed index */
+	size_t layout_count; /* file names, each at a fixed index */
 	char layout[STORE_MAX_FILES][STORE_MAX_FILE_NAME];
 	size_t retired_count;
 	size_t retired_capacity;
-	struct retired_lease *retired;	/* grows up to BROKER_MAX_RETIRED */
+	struct retired_lease *retired; /* grows up to BROKER_MAX_RETIRED */
 };
 
 /* A backend's identity as the broker tracks it (protected by broker.lock). */
 struct broker_backend {
-	uint64_t generation;		/* of the backend's current identity */
+	uint64_t generation; /* of the backend's current identity */
 	unsigned failures;
 	char last_error[ERRMSG_MAX + 32];
 };
 
-#define BROKER_CHECK_BATCH 10		/* lookups per second, at most */
+#define BROKER_CHECK_BATCH 10 /* lookups per second, at most */
 
 struct broker {
 	struct config *cfg;
@@ -74,11 +74,11 @@ struct broker {
 	struct backend **backends;
 	struct broker_backend *backend_state;
 	struct broker_secret *secrets;
-	size_t check_cursor;		/* next slot the lease check visits */
+	size_t check_cursor; /* next slot the lease check visits */
 
 	pthread_mutex_t lock;
-	pthread_cond_t wake;		/* CLOCK_MONOTONIC; scheduler waits */
-	pthread_cond_t changed;		/* a secret's state changed */
+	pthread_cond_t wake;	/* CLOCK_MONOTONIC; scheduler waits */
+	pthread_cond_t changed; /* a secret's state changed */
 	struct sched *sched;
 	uint64_t next_retired_id;
 	bool thread_started;

@@ -31,9 +31,10 @@ static void print_status(const json_t *reply)
 	const json_t *list = json_object_get(reply, "secrets"), *s;
 	size_t i;
 
-	printf("%-20s %-8s %-8s %-40s %-25s %s\n", "SECRET", "STATE",
-	       "VERSION", "LEASE", "EXPIRES", "FAILURES");
-	json_array_foreach(list, i, s) {
+	printf("%-20s %-8s %-8s %-40s %-25s %s\n", "SECRET", "STATE", "VERSION",
+	       "LEASE", "EXPIRES", "FAILURES");
+	json_array_foreach(list, i, s)
+	{
 		printf("%-20s %-8s %-8lld %-40s %-25s %lld\n", str(s, "name"),
 		       str(s, "state"), num(s, "version"),
 		       *str(s, "lease_id") ? str(s, "lease_id") : "-",
@@ -49,12 +50,13 @@ static void print_ls(const json_t *reply)
 	const json_t *list = json_object_get(reply, "secrets"), *s, *f;
 	size_t i, j;
 
-	json_array_foreach(list, i, s) {
+	json_array_foreach(list, i, s)
+	{
 		printf("%s/%s (version %lld)\n", str(reply, "mount"),
 		       str(s, "name"), num(s, "version"));
 		json_array_foreach(json_object_get(s, "files"), j, f)
-			printf("  %-20s %6lld bytes  (hidden)\n", str(f, "name"),
-			       num(f, "size"));
+		    printf("  %-20s %6lld bytes  (hidden)\n", str(f, "name"),
+			   num(f, "size"));
 	}
 }
 
@@ -63,22 +65,23 @@ static void print_revoke(const json_t *reply)
 	const json_t *list = json_object_get(reply, "revoked"), *s, *l;
 	size_t i, j;
 
-	json_array_foreach(list, i, s) {
+	json_array_foreach(list, i, s)
+	{
 		printf("%s: removed from the mount, wiped, frozen\n",
 		       str(s, "name"));
 		json_array_foreach(json_object_get(s, "leases"), j, l)
-			printf("  lease %s: %s (%lld ms)%s%s\n",
-			       str(l, "lease_id"),
-			       json_is_true(json_object_get(l, "confirmed")) ?
-				       "revoked upstream" : "NOT CONFIRMED",
-			       num(l, "ms"), *str(l, "error") ? ": " : "",
-			       str(l, "error"));
+		    printf("  lease %s: %s (%lld ms)%s%s\n", str(l, "lease_id"),
+			   json_is_true(json_object_get(l, "confirmed"))
+			       ? "revoked upstream"
+			       : "NOT CONFIRMED",
+			   num(l, "ms"), *str(l, "error") ? ": " : "",
+			   str(l, "error"));
 	}
-	json_array_foreach(json_object_get(reply, "identities"), i, s)
-		printf("backend %s: identity %s%s%s\n", str(s, "backend"),
-		       json_is_true(json_object_get(s, "confirmed")) ?
-			       "revoked upstream" : "NOT CONFIRMED",
-		       *str(s, "error") ? ": " : "", str(s, "error"));
+	json_array_foreach(json_object_get(reply, "identities"), i, s) printf(
+	    "backend %s: identity %s%s%s\n", str(s, "backend"),
+	    json_is_true(json_object_get(s, "confirmed")) ? "revoked upstream"
+							  : "NOT CONFIRMED",
+	    *str(s, "error") ? ": " : "", str(s, "error"));
 }
 
 static void print_rotate(const json_t *reply)
@@ -104,24 +107,24 @@ static void print_ready(const json_t *reply)
 	}
 	printf("not ready:");
 	json_array_foreach(json_object_get(reply, "missing"), i, m)
-		printf(" %s", json_string_value(m));
+	    printf(" %s", json_string_value(m));
 	printf("\n");
 }
 
 struct cli_verb {
 	const char *name;
 	const char *usage;
-	int nargs;		/* 1: requires NAME (or --all for revoke) */
+	int nargs; /* 1: requires NAME (or --all for revoke) */
 	void (*print)(const json_t *reply);
 };
 
 static const struct cli_verb verbs[] = {
-	{"status", "status", 0, print_status},
-	{"ls", "ls", 0, print_ls},
-	{"rotate", "rotate NAME", 1, print_rotate},
-	{"revoke", "revoke NAME|--all", 1, print_revoke},
-	{"unfreeze", "unfreeze NAME", 1, print_unfreeze},
-	{"ready", "ready", 0, print_ready},
+    {"status", "status", 0, print_status},
+    {"ls", "ls", 0, print_ls},
+    {"rotate", "rotate NAME", 1, print_rotate},
+    {"revoke", "revoke NAME|--all", 1, print_revoke},
+    {"unfreeze", "unfreeze NAME", 1, print_unfreeze},
+    {"ready", "ready", 0, print_ready},
 };
 
 static const struct cli_verb *cli_find(const char *name)
@@ -187,8 +190,10 @@ int cli_run(int argc, char **argv, const char *socket_path, bool json)
 
 	req = v != NULL ? cli_request(v, argc, argv) : NULL;
 	if (req == NULL) {
-		fprintf(stderr, "usage: credbroker [--socket PATH] [--json] "
-				"%s\n", v != NULL ? v->usage : "COMMAND");
+		fprintf(stderr,
+			"usage: credbroker [--socket PATH] [--json] "
+			"%s\n",
+			v != NULL ? v->usage : "COMMAND");
 		return CLI_EXIT_USAGE;
 	}
 	r = control_call(socket_path, req, CLI_TIMEOUT_MS, &reply, &err);

@@ -6,10 +6,10 @@
 #include <stdbool.h>
 
 #define CLI_EXIT_OK 0
-#define CLI_EXIT_FAILED 1	/* the broker refused or the command failed */
+#define CLI_EXIT_FAILED 1 /* the broker refused or the command failed */
 #define CLI_EXIT_USAGE 2
-#define CLI_EXIT_UNCONFIRMED 3	/* revoked locally, upstream not confirmed */
-#define CLI_EXIT_UNREACHABLE 4	/* no broker answers on the socket */
+#define CLI_EXIT_UNCONFIRMED 3 /* revoked locally, upstream not confirmed */
+#define CLI_EXIT_UNREACHABLE 4 /* no broker answers on the socket */
 
 /* True when verb is one of the control commands. */
 bool cli_is_command(const char *verb);

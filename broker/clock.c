@@ -22,9 +22,9 @@ static int64_t clock_system_wall(void *arg)
 }
 
 static const struct clock system_clock = {
-	.mono = clock_system_mono,
-	.wall = clock_system_wall,
-	.arg = NULL,
+    .mono = clock_system_mono,
+    .wall = clock_system_wall,
+    .arg = NULL,
 };
 
 const struct clock *clock_system(void)

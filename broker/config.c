@@ -118,8 +118,7 @@ static bool config_file_name_valid(const char *s)
 
 	if (strcmp(s, "*") == 0)
 		return true;
-	n =
-	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 		      "0123456789._-");
 
 	return n > 0 && s[n] == '\0' && n < STORE_MAX_FILE_NAME && s[0] != '.';
@@ -308,7 +307,8 @@ static int config_parse_scalars(const json_t *root, struct config *c,
 		return -EINVAL;
 	if (c->lease_check_usec != 0 &&
 	    c->lease_check_usec < CONFIG_MIN_TTL_USEC)
-		return errmsg_set(err, -EINVAL, "lease_check_interval: must be "
+		return errmsg_set(err, -EINVAL,
+				  "lease_check_interval: must be "
 				  "0s (off) or at least 1s");
 	return 0;
 }
@@ -674,9 +674,8 @@ static int config_parse_secret(const json_t *obj, const char *path,
 			       struct errmsg *err)
 {
 	static const char *const keys[] = {
-	    "name", "backend", "ttl",	  "max_ttl", "uid",
-	    "gid",  "mode",    "readers", "files",   "refresh", "overlap",
-	    NULL};
+	    "name", "backend", "ttl",	"max_ttl", "uid",     "gid",
+	    "mode", "readers", "files", "refresh", "overlap", NULL};
 	const struct config_backend *b;
 	int r;
 
@@ -746,8 +745,8 @@ static int config_parse_secrets(const json_t *arr, struct config *c,
 static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 {
 	static const char *const keys[] = {
-	    "mount",   "control", "revoke_on_exit", "log_level", "backends",
-	    "secrets", "lease_check_interval", NULL};
+	    "mount",	"control", "revoke_on_exit",	   "log_level",
+	    "backends", "secrets", "lease_check_interval", NULL};
 	int r;
 
 	if (!json_is_object(root))

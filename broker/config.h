@@ -18,7 +18,7 @@
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define CONFIG_MAX_BACKENDS 16
 #define CONFIG_MAX_SECRETS 256
-#define CONFIG_MAX_NAME 48	/* secret and backend names */
+#define CONFIG_MAX_NAME 48 /* secret and backend names */
 #define CONFIG_MIN_TTL_USEC (1ULL * 1000000)
 #define CONFIG_MAX_TTL_USEC (366ULL * 24 * 3600 * 1000000)
 #define CONFIG_DEFAULT_REFRESH_USEC (5ULL * 60 * 1000000)
@@ -29,37 +29,37 @@ struct backend_ops;
 struct config_backend {
 	char name[CONFIG_MAX_NAME];
 	const struct backend_ops *ops;
-	void *cfg;			/* ops->parse_config's result */
+	void *cfg; /* ops->parse_config's result */
 };
 
 struct config_secret {
-	char name[CONFIG_MAX_NAME];	/* [A-Za-z0-9_-], not starting with '.' */
-	size_t backend;			/* index into config.backends */
+	char name[CONFIG_MAX_NAME]; /* [A-Za-z0-9_-], not starting with '.' */
+	size_t backend;		    /* index into config.backends */
 	uint64_t ttl_usec;
-	uint64_t max_ttl_usec;		/* >= ttl */
-	uint64_t refresh_usec;		/* poll period of non-expiring values */
-	uint64_t overlap_usec;		/* old credential kept after rotation;
-					 * 0: until it expires */
+	uint64_t max_ttl_usec; /* >= ttl */
+	uint64_t refresh_usec; /* poll period of non-expiring values */
+	uint64_t overlap_usec; /* old credential kept after rotation;
+				* 0: until it expires */
 	uid_t uid;
 	gid_t gid;
-	mode_t mode;			/* 0400 by default, never writable */
-	size_t reader_count;		/* 0: the mount's readers apply */
+	mode_t mode;	     /* 0400 by default, never writable */
+	size_t reader_count; /* 0: the mount's readers apply */
 	uid_t readers[STORE_MAX_READERS];
-	size_t file_count;		/* 0: the backend's default files */
+	size_t file_count; /* 0: the backend's default files */
 	char files[STORE_MAX_FILES][STORE_MAX_FILE_NAME];
-	void *backend_cfg;		/* ops->parse_secret_config's result */
+	void *backend_cfg; /* ops->parse_secret_config's result */
 };
 
 struct config {
-	char mount_path[PATH_MAX];	/* a directory or /dev/fd/N */
-	char mount_fd_socket[108];	/* receive /dev/fuse here instead */
+	char mount_path[PATH_MAX]; /* a directory or /dev/fd/N */
+	char mount_fd_socket[108]; /* receive /dev/fuse here instead */
 	size_t reader_count;
 	uid_t readers[STORE_MAX_READERS];
 	char control_socket[108];
 	size_t responder_count;
 	uid_t responders[STORE_MAX_READERS];
 	bool revoke_on_exit;
-	uint64_t lease_check_usec;	/* ask upstreams if leases live; 0: off */
+	uint64_t lease_check_usec; /* ask upstreams if leases live; 0: off */
 	enum log_level log_level;
 	size_t backend_count;
 	struct config_backend backends[CONFIG_MAX_BACKENDS];
@@ -80,12 +80,12 @@ int config_parse(const char *text, size_t len, struct config **ret,
  * "PATH: secrets[0].ttl: ..." otherwise.  Returns config_parse's codes, or
  * -errno from open/read. */
 int config_load(const char *path, struct config **ret, struct errmsg *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* NULL-safe. */
 void config_free(struct config *c);
 /* "90s", "15m", "1h", "2d", "500ms", or a combination like "1h30m".
  * Returns 0 or -EINVAL. */
 int config_parse_duration(const char *text, uint64_t *usec)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

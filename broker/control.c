@@ -23,14 +23,14 @@
 
 struct control {
 	int listen_fd;
-	int stop_fd;			/* eventfd: wakes the accept loop */
+	int stop_fd; /* eventfd: wakes the accept loop */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	size_t allowed_count;
 	uid_t *allowed;
 	control_handler handler;
 	void *arg;
 	pthread_t thread;
-	pthread_mutex_t lock;		/* protects clients */
+	pthread_mutex_t lock; /* protects clients */
 	pthread_cond_t idle;
 	unsigned clients;
 };
@@ -75,7 +75,8 @@ static ssize_t control_read_line(int fd, char *buf, size_t cap, int timeout_ms)
 			return -EPROTO;
 		if (memchr(buf + len, '\n', (size_t)n) != NULL)
 			return (ssize_t)((char *)memchr(buf + len, '\n',
-							(size_t)n) - buf);
+							(size_t)n) -
+					 buf);
 		len += (size_t)n;
 	}
 	return -EMSGSIZE;
@@ -207,8 +208,7 @@ static int control_cmp_uid(const void *a, const void *b)
 
 /* rw for the owner and each listed responder (root and the owner need no
  * entry), nothing for the group or anyone else. */
-static int control_grant_responders(const struct control *c,
-				    struct errmsg *err)
+static int control_grant_responders(const struct control *c, struct errmsg *err)
 {
 	unsigned char acl[4 + 8 * (CONTROL_MAX_ALLOWED + 4)];
 	uid_t uids[CONTROL_MAX_ALLOWED];
@@ -227,11 +227,12 @@ static int control_grant_responders(const struct control *c,
 			len += control_acl_entry(acl + len, ACL_TAG_USER,
 						 ACL_PERM_RW, uids[i]);
 	len += control_acl_entry(acl + len, ACL_TAG_GROUP_OBJ, 0, ACL_NO_ID);
-	len += control_acl_entry(acl + len, ACL_TAG_MASK, ACL_PERM_RW,
-				 ACL_NO_ID);
+	len +=
+	    control_acl_entry(acl + len, ACL_TAG_MASK, ACL_PERM_RW, ACL_NO_ID);
 	len += control_acl_entry(acl + len, ACL_TAG_OTHER, 0, ACL_NO_ID);
 	if (setxattr(c->path, "system.posix_acl_access", acl, len, 0) < 0)
-		return errmsg_set(err, -errno, "control.socket: cannot admit "
+		return errmsg_set(err, -errno,
+				  "control.socket: cannot admit "
 				  "control.responders to %s (POSIX ACL: %s); "
 				  "put the socket on a filesystem with ACLs",
 				  c->path, strerror(errno));
@@ -250,8 +251,9 @@ static json_t *control_dispatch(struct control_client *cl, char *buf,
 	json_t *req, *reply;
 
 	if (len < 0)
-		return control_refusal(len == -EMSGSIZE ?
-			"request too large" : "no complete request line");
+		return control_refusal(len == -EMSGSIZE
+					   ? "request too large"
+					   : "no complete request line");
 	req = json_loadb(buf, (size_t)len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(req)) {
 		json_decref(req);
@@ -358,8 +360,8 @@ static void *control_accept_thread(void *arg)
 {
 	struct control *c = arg;
 	struct pollfd pfd[2] = {
-		{.fd = c->listen_fd, .events = POLLIN},
-		{.fd = c->stop_fd, .events = POLLIN},
+	    {.fd = c->listen_fd, .events = POLLIN},
+	    {.fd = c->stop_fd, .events = POLLIN},
 	};
 
 	for (;;) {
@@ -382,12 +384,17 @@ static int control_clear_path(const char *path, const struct sockaddr_un *addr,
 	int fd, r;
 
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 :
-		       errmsg_set(err, -errno, "control.socket: cannot stat "
-				  "%s: %s", path, strerror(errno));
+		return errno == ENOENT
+			   ? 0
+			   : errmsg_set(err, -errno,
+					"control.socket: cannot stat "
+					"%s: %s",
+					path, strerror(errno));
 	if (!S_ISSOCK(st.st_mode))
-		return errmsg_set(err, -EEXIST, "control.socket: %s exists and "
-				  "is not a socket", path);
+		return errmsg_set(err, -EEXIST,
+				  "control.socket: %s exists and "
+				  "is not a socket",
+				  path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return errmsg_set(err, -errno, "control.socket: socket: %s",
@@ -395,11 +402,15 @@ static int control_clear_path(const char *path, const struct sockaddr_un *addr,
 	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
 	close(fd);
 	if (r == 0)
-		return errmsg_set(err, -EADDRINUSE, "control.socket: another "
-				  "broker is listening on %s", path);
+		return errmsg_set(err, -EADDRINUSE,
+				  "control.socket: another "
+				  "broker is listening on %s",
+				  path);
 	if (unlink(path) < 0)
-		return errmsg_set(err, -errno, "control.socket: cannot remove "
-				  "stale %s: %s", path, strerror(errno));
+		return errmsg_set(err, -errno,
+				  "control.socket: cannot remove "
+				  "stale %s: %s",
+				  path, strerror(errno));
 	return 0;
 }
 
@@ -416,8 +427,10 @@ static int control_make_parent(const char *path, struct errmsg *err)
 		return 0;
 	*slash = '\0';
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return errmsg_set(err, -errno, "control.socket: cannot create "
-				  "%s: %s", dir, strerror(errno));
+		return errmsg_set(err, -errno,
+				  "control.socket: cannot create "
+				  "%s: %s",
+				  dir, strerror(errno));
 	return 0;
 }
 
@@ -436,8 +449,8 @@ static int control_listen(struct control *c, struct errmsg *err)
 	r = control_clear_path(c->path, &addr, err);
 	if (r < 0)
 		return r;
-	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-			      SOCK_NONBLOCK, 0);
+	c->listen_fd =
+	    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->listen_fd < 0)
 		return errmsg_set(err, -errno, "control.socket: socket: %s",
 				  strerror(errno));
@@ -445,8 +458,10 @@ static int control_listen(struct control *c, struct errmsg *err)
 	r = bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr));
 	umask(old);
 	if (r < 0)
-		return errmsg_set(err, -errno, "control.socket: cannot bind "
-				  "%s: %s", c->path, strerror(errno));
+		return errmsg_set(err, -errno,
+				  "control.socket: cannot bind "
+				  "%s: %s",
+				  c->path, strerror(errno));
 	/* 0600 keeps everyone but root and our own uid out; listed
 	 * responders of other uids get an ACL entry each, so the kernel
 	 * refuses every other uid before SO_PEERCRED is even asked. */
@@ -472,8 +487,10 @@ int control_start(const char *path, const uid_t *allowed, size_t allowed_count,
 	int r = -ENOMEM;
 
 	if (allowed_count > CONTROL_MAX_ALLOWED)
-		return errmsg_set(err, -EINVAL, "control.responders: more than "
-				  "%d", CONTROL_MAX_ALLOWED);
+		return errmsg_set(err, -EINVAL,
+				  "control.responders: more than "
+				  "%d",
+				  CONTROL_MAX_ALLOWED);
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return errmsg_set(err, -ENOMEM, "out of memory");

@@ -14,10 +14,10 @@
 
 #include "errmsg.h"
 
-#define CONTROL_MAX_MSG (64 * 1024)		/* a request */
-#define CONTROL_MAX_REPLY (1024 * 1024)	/* a reply (status of 256 secrets) */
+#define CONTROL_MAX_MSG (64 * 1024)	/* a request */
+#define CONTROL_MAX_REPLY (1024 * 1024) /* a reply (status of 256 secrets) */
 #define CONTROL_MAX_CLIENTS 16
-#define CONTROL_MAX_ALLOWED 64		/* responder uids */
+#define CONTROL_MAX_ALLOWED 64 /* responder uids */
 #define CONTROL_READ_TIMEOUT_MS 5000
 
 struct control_peer {
@@ -51,6 +51,6 @@ void control_stop(struct control *c);
  * broker listens, -EPROTO for a malformed reply, -ETIMEDOUT. */
 int control_call(const char *path, const json_t *request, int timeout_ms,
 		 json_t **reply, struct errmsg *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

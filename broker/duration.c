@@ -20,7 +20,8 @@ static int duration_unit(const char **p)
 {
 	size_t n = strspn(*p, "abcdefghijklmnopqrstuvwxyz"), i;
 
-	for (i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]); i++) {
+	for (i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]);
+	     i++) {
 		if (strlen(duration_units[i].unit) == n &&
 		    strncmp(*p, duration_units[i].unit, n) == 0) {
 			*p += n;

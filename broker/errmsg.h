@@ -13,9 +13,9 @@ struct errmsg {
 /* Formats into e (when e is not NULL); returns r so callers can write
  * "return errmsg_set(err, -EINVAL, ...)". */
 int errmsg_set(struct errmsg *e, int r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Prefixes the existing text with "prefix: ". */
 int errmsg_prefix(struct errmsg *e, int r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -19,7 +19,7 @@
 #define HTTP_MAX_HEADER_LINE 8192
 
 struct http_curl {
-	struct http_transport base;	/* first: the ops table */
+	struct http_transport base; /* first: the ops table */
 	uint64_t connect_timeout_usec;
 	uint64_t total_timeout_usec;
 	size_t max_body;
@@ -43,10 +43,9 @@ static CURLcode http_global_status = CURLE_FAILED_INIT;
  * wiped when freed. */
 static void http_global_init(void)
 {
-	http_global_status = curl_global_init_mem(CURL_GLOBAL_DEFAULT,
-						  zalloc_malloc, zalloc_free,
-						  zalloc_realloc, zalloc_strdup,
-						  zalloc_calloc);
+	http_global_status = curl_global_init_mem(
+	    CURL_GLOBAL_DEFAULT, zalloc_malloc, zalloc_free, zalloc_realloc,
+	    zalloc_strdup, zalloc_calloc);
 }
 
 static void http_share_lock(CURL *handle, curl_lock_data data,
@@ -58,8 +57,7 @@ static void http_share_lock(CURL *handle, curl_lock_data data,
 		pthread_mutex_lock(&t->share_locks[data]);
 }
 
-static void http_share_unlock(CURL *handle, curl_lock_data data,
-			      void *userptr)
+static void http_share_unlock(CURL *handle, curl_lock_data data, void *userptr)
 {
 	struct http_curl *t = userptr;
 
@@ -84,8 +82,8 @@ static size_t http_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 			cap = sink->max;
 		if (secret_new(cap, &grown) < 0)
 			return 0;
-		memcpy(secret_expose(grown, NULL), secret_expose(sink->buf,
-								 NULL), len);
+		memcpy(secret_expose(grown, NULL),
+		       secret_expose(sink->buf, NULL), len);
 		secret_free(sink->buf);
 		sink->buf = grown;
 	}
@@ -95,8 +93,7 @@ static size_t http_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 /* "Name: value" lines; libcurl copies them (into wiped memory).  The line
  * is built in secret memory because the value may be a token. */
-static int http_headers(const struct http_request *req,
-			struct curl_slist **ret)
+static int http_headers(const struct http_request *req, struct curl_slist **ret)
 {
 	struct curl_slist *list = NULL, *next;
 	struct secret *line = NULL;
@@ -109,8 +106,8 @@ static int http_headers(const struct http_request *req,
 	for (i = 0; r == 0 && i < req->header_count; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		val = h->secret_value ? secret_expose(h->secret_value, &vlen) :
-					h->value;
+		val = h->secret_value ? secret_expose(h->secret_value, &vlen)
+				      : h->value;
 		if (h->secret_value == NULL)
 			vlen = strlen(val);
 		p = secret_expose(line, NULL);
@@ -164,7 +161,7 @@ static int http_server_name(const struct http_curl *t, const char *url,
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
-		    CURLUE_OK)
+		CURLUE_OK)
 		goto out;
 	if (snprintf(line, sizeof(line), "%s:%s:%s:%s", t->server_name, port,
 		     host, port) >= (int)sizeof(line))
@@ -220,13 +217,15 @@ static int http_setopt_method(CURL *c, const struct http_request *req)
 	CURLcode rc = CURLE_OK;
 
 	if (strcmp(req->method, "GET") == 0 && req->body == NULL)
-		return curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) == CURLE_OK ?
-			       0 : -EINVAL;
+		return curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) == CURLE_OK
+			   ? 0
+			   : -EINVAL;
 	if (strcmp(req->method, "DELETE") == 0 && req->body == NULL)
 		return curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE") ==
-			       CURLE_OK ? 0 : -EINVAL;
-	rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-			       (curl_off_t)len);
+			       CURLE_OK
+			   ? 0
+			   : -EINVAL;
+	rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	if (strcmp(req->method, "POST") != 0)
 		rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
@@ -278,8 +277,10 @@ static int http_curl_error(CURLcode rc, const struct http_sink *sink,
 	case CURLE_WRITE_ERROR:
 	case CURLE_FILESIZE_EXCEEDED:
 		if (sink->too_big || rc == CURLE_FILESIZE_EXCEEDED)
-			return errmsg_set(err, -EMSGSIZE, "response body larger "
-					  "than %zu bytes", sink->max);
+			return errmsg_set(err, -EMSGSIZE,
+					  "response body larger "
+					  "than %zu bytes",
+					  sink->max);
 		r = -ENOMEM;
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
@@ -347,8 +348,7 @@ static int http_curl_perform(struct http_transport *base,
 	if (r == 0 &&
 	    (curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
 	     (connect_to != NULL &&
-	      curl_easy_setopt(c, CURLOPT_CONNECT_TO, connect_to) !=
-		      CURLE_OK)))
+	      curl_easy_setopt(c, CURLOPT_CONNECT_TO, connect_to) != CURLE_OK)))
 		r = -EINVAL;
 	if (r < 0) {
 		(void)errmsg_set(err, r, "cannot set up the request");
@@ -393,8 +393,8 @@ static void http_curl_destroy(struct http_transport *base)
 }
 
 static const struct http_transport_ops http_curl_ops = {
-	.perform = http_curl_perform,
-	.destroy = http_curl_destroy,
+    .perform = http_curl_perform,
+    .destroy = http_curl_destroy,
 };
 
 static int http_copy(const char *s, char **ret)

@@ -24,34 +24,34 @@ struct http_header {
 };
 
 struct http_request {
-	const char *method;		/* GET, POST, PUT, DELETE, LIST */
-	const char *url;		/* https://... */
+	const char *method; /* GET, POST, PUT, DELETE, LIST */
+	const char *url;    /* https://... */
 	const struct http_header *headers;
-	size_t header_count;		/* at most HTTP_MAX_HEADERS */
-	const struct secret *body;	/* NULL for none */
-	const char *content_type;	/* with body */
+	size_t header_count;	   /* at most HTTP_MAX_HEADERS */
+	const struct secret *body; /* NULL for none */
+	const char *content_type;  /* with body */
 };
 
 struct http_response {
 	long status;
-	struct secret *body;		/* owned by the caller; never NULL
-					 * after success */
+	struct secret *body; /* owned by the caller; never NULL
+			      * after success */
 };
 
 struct http_tls {
-	const char *ca_file;		/* NULL: the system's trust store */
+	const char *ca_file; /* NULL: the system's trust store */
 	const char *ca_dir;
-	const char *cert_file;		/* client certificate, with key_file */
+	const char *cert_file; /* client certificate, with key_file */
 	const char *key_file;
-	const char *pinned_pubkey;	/* "sha256//BASE64[;sha256//...]" */
-	const char *server_name;	/* SNI and certificate name, when the
-					 * URL's host is an address */
+	const char *pinned_pubkey; /* "sha256//BASE64[;sha256//...]" */
+	const char *server_name;   /* SNI and certificate name, when the
+				    * URL's host is an address */
 };
 
 struct http_config {
 	uint64_t connect_timeout_usec;
 	uint64_t total_timeout_usec;
-	size_t max_body;		/* 0: HTTP_DEFAULT_MAX_BODY */
+	size_t max_body; /* 0: HTTP_DEFAULT_MAX_BODY */
 	struct http_tls tls;
 };
 

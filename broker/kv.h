@@ -24,10 +24,10 @@ struct kv {
 /* Adds or replaces key with a copy of val[0..len).  Returns 0, -EINVAL for an
  * empty or over-long key, -EMSGSIZE past KV_MAX_ITEMS, -ENOMEM. */
 int kv_set(struct kv *kv, const char *key, const void *val, size_t len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Adds or replaces key with a NUL-terminated string value. */
 int kv_set_str(struct kv *kv, const char *key, const char *val)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* The value for key, or NULL.  Owned by kv. */
 const struct secret *kv_get(const struct kv *kv, const char *key);
 /* Frees (wipes) every value; kv may be reused after. */

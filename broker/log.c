@@ -61,8 +61,9 @@ static void log_vline(const char *level, const char *suffix, const char *fmt,
 	if (suffix != NULL) {
 		m = snprintf(line + n, sizeof(line) - n, " err=\"%s\"", suffix);
 		if (m > 0)
-			n = (size_t)(n + m) >= sizeof(line) ?
-				    (int)sizeof(line) - 1 : n + m;
+			n = (size_t)(n + m) >= sizeof(line)
+				? (int)sizeof(line) - 1
+				: n + m;
 	}
 	if (n >= (int)sizeof(line) - 1)
 		n = (int)sizeof(line) - 2;

@@ -103,7 +103,8 @@ static int render_json(const struct kv *kv, struct secret **ret)
 		return r;
 	outbuf_puts(&o, "{");
 	for (i = 0; i < kv->count; i++) {
-		const unsigned char *val = secret_expose(kv->items[i].value, &len);
+		const unsigned char *val =
+		    secret_expose(kv->items[i].value, &len);
 
 		outbuf_puts(&o, i ? ",\"" : "\"");
 		outbuf_puts(&o, kv->items[i].key);
@@ -200,7 +201,8 @@ static int render_dsn(const struct kv *kv, struct secret **ret,
 	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++)
 		if (kv_get(kv, need[i]) == NULL)
 			return errmsg_set(err, -ENOENT,
-					  "dsn needs the value \"%s\"", need[i]);
+					  "dsn needs the value \"%s\"",
+					  need[i]);
 	if (host != NULL && secret_len(host) > 0)
 		socket_dir = *(const char *)secret_expose(host, NULL) == '/';
 	r = outbuf_init(&o, render_total(kv, 3, 16) + 64);
@@ -247,7 +249,8 @@ int render_file(const char *spec, const struct kv *kv,
 	value = kv_get(kv, spec);
 	if (value == NULL)
 		return errmsg_set(err, -ENOENT,
-				  "the upstream returned no value \"%s\"", spec);
+				  "the upstream returned no value \"%s\"",
+				  spec);
 	bytes = secret_expose(value, &len);
 	return secret_from(bytes, len, ret);
 }

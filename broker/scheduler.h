@@ -15,10 +15,11 @@
 #define SCHED_MAX_ATTEMPT 32
 
 enum sched_kind {
-	SCHED_REFRESH,	/* renew the current lease, or issue when there is none */
+	SCHED_REFRESH,	/* renew the current lease, or issue when there is none
+			 */
 	SCHED_EXPIRE,	/* the current version reaches its hard expiry */
 	SCHED_RETIRE,	/* revoke a superseded lease upstream */
-	SCHED_MAINTAIN,	/* keep backend number `slot`'s identity alive */
+	SCHED_MAINTAIN, /* keep backend number `slot`'s identity alive */
 	SCHED_CHECK,	/* ask upstreams whether current leases still exist */
 };
 
@@ -26,7 +27,7 @@ struct sched_job {
 	uint64_t deadline;
 	uint32_t slot;
 	enum sched_kind kind;
-	uint64_t tag;	/* meaning chosen by the caller (lease serial) */
+	uint64_t tag; /* meaning chosen by the caller (lease serial) */
 };
 
 struct sched;
@@ -35,7 +36,7 @@ int sched_new(struct sched **ret) __attribute__((warn_unused_result));
 void sched_free(struct sched *s);
 /* Returns 0 or -EMSGSIZE past SCHED_MAX_JOBS, -ENOMEM. */
 int sched_push(struct sched *s, const struct sched_job *job)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* The earliest job, without removing it; false when empty. */
 bool sched_peek(const struct sched *s, struct sched_job *out);
 /* Removes and returns the earliest job when its deadline <= now. */

@@ -13,7 +13,7 @@
 #include "secret.h"
 
 struct secret {
-	void *map;		/* page-aligned mapping of map_size bytes */
+	void *map; /* page-aligned mapping of map_size bytes */
 	size_t map_size;
 	size_t capacity;
 	size_t len;
@@ -51,7 +51,7 @@ int secret_new(size_t capacity, struct secret **ret)
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
-	size = (capacity + page) & ~(page - 1);	/* at least one page */
+	size = (capacity + page) & ~(page - 1); /* at least one page */
 	s->map = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (s->map == MAP_FAILED) {

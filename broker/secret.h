@@ -14,10 +14,10 @@ struct secret;
 /* A zero-filled secret of the given capacity and length 0.  Returns 0, or
  * -EMSGSIZE past SECRET_MAX_LEN, -ENOMEM. */
 int secret_new(size_t capacity, struct secret **ret)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* A secret holding a copy of buf[0..len). */
 int secret_from(const void *buf, size_t len, struct secret **ret)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* The one greppable way to reach the bytes.  The pointer stays valid until
  * secret_free(); *len (when not NULL) receives the length. */
 void *secret_expose(const struct secret *s, size_t *len);
@@ -26,7 +26,7 @@ size_t secret_capacity(const struct secret *s);
 /* Sets the length after writing through secret_expose(); -EMSGSIZE when
  * len exceeds the capacity. */
 int secret_set_len(struct secret *s, size_t len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Wipes and unmaps.  NULL-safe. */
 void secret_free(struct secret *s);
 /* Wipes a stack or heap copy; the compiler may not elide it. */

@@ -11,14 +11,14 @@
 
 struct version_file {
 	char name[STORE_MAX_FILE_NAME];
-	struct secret *data;		/* NULL once killed */
+	struct secret *data; /* NULL once killed */
 };
 
 struct version {
 	atomic_uint refs;
 	uint64_t seq;
-	uint64_t expires;		/* monotonic usec */
-	pthread_rwlock_t lock;		/* protects dead and files[].data */
+	uint64_t expires;      /* monotonic usec */
+	pthread_rwlock_t lock; /* protects dead and files[].data */
 	bool dead;
 	size_t file_count;
 	struct version_file files[STORE_MAX_FILES];
@@ -32,9 +32,9 @@ struct version {
 
 struct store_slot {
 	struct store_slot_info info;
-	size_t version_count;		/* ascending seq; last is current */
+	size_t version_count; /* ascending seq; last is current */
 	struct version *versions[STORE_KEEP_VERSIONS];
-	size_t orphan_count;		/* ascending seq */
+	size_t orphan_count; /* ascending seq */
 	struct version *orphans[STORE_MAX_ORPHANS];
 };
 
@@ -43,7 +43,7 @@ enum store_match { STORE_MATCH_ALL, STORE_MATCH_UPTO, STORE_MATCH_EXPIRED };
 
 struct store {
 	const struct clock *clk;
-	pthread_mutex_t lock;		/* protects slots[].versions */
+	pthread_mutex_t lock; /* protects slots[].versions */
 	store_listener listener;
 	void *listener_arg;
 	size_t slot_count;

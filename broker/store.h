@@ -23,7 +23,7 @@
 
 #define STORE_MAX_FILES 32
 #define STORE_MAX_FILE_NAME 64
-#define STORE_KEEP_VERSIONS 4	/* current + superseded, per slot */
+#define STORE_KEEP_VERSIONS 4 /* current + superseded, per slot */
 #define STORE_MAX_READERS 64
 
 struct version;
@@ -34,11 +34,11 @@ struct store;
 /* A new, unpublished version with sequence number seq (>= 1) that expires at
  * expires_mono (monotonic usec).  Returns 0 or -ENOMEM. */
 int version_new(uint64_t seq, uint64_t expires_mono, struct version **ret)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Adds a file; takes ownership of data on success and on failure.  Returns
  * 0, -EINVAL for a bad name, -EEXIST, -EMSGSIZE past STORE_MAX_FILES. */
 int version_add_file(struct version *v, const char *name, struct secret *data)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Puts a file at index idx, leaving holes below it: a secret keeps each
  * file name at one index across versions even when a version lacks some
  * (the FUSE side names files by index).  Same ownership and errors as
@@ -65,7 +65,8 @@ bool version_live(const struct version *v, uint64_t now);
 /* Copies up to size bytes of file idx from off into buf.  Returns the byte
  * count, or -EIO when the version was killed or has expired at now. */
 ssize_t version_read(struct version *v, size_t idx, void *buf, size_t size,
-		     off_t off, uint64_t now) __attribute__((warn_unused_result));
+		     off_t off, uint64_t now)
+    __attribute__((warn_unused_result));
 /* Marks the version dead and wipes its bytes now. */
 void version_kill(struct version *v);
 
@@ -75,7 +76,7 @@ struct store_slot_info {
 	char name[STORE_MAX_FILE_NAME];
 	uid_t uid;
 	gid_t gid;
-	mode_t mode;		/* permission bits of the files, e.g. 0400 */
+	mode_t mode; /* permission bits of the files, e.g. 0400 */
 	size_t reader_count;
 	uid_t readers[STORE_MAX_READERS];
 };
@@ -88,7 +89,7 @@ typedef void (*store_listener)(void *arg, size_t slot);
  * -ENOMEM. */
 int store_new(const struct store_slot_info *slots, size_t count,
 	      const struct clock *clk, struct store **ret)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Kills every version, then frees.  NULL-safe. */
 void store_free(struct store *st);
 void store_set_listener(struct store *st, store_listener fn, void *arg);
@@ -107,7 +108,7 @@ int store_slot_find(const struct store *st, const char *name);
  * that the oldest is killed).  Returns 0 or -EINVAL when v->seq is not
  * greater than the current one. */
 int store_publish(struct store *st, size_t slot, struct version *v)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* A new reference to the current version when it is live at now, else NULL. */
 struct version *store_pin_current(struct store *st, size_t slot);
 /* A new reference to the retained version seq when live, else NULL. */
@@ -121,7 +122,8 @@ void store_kill_slot(struct store *st, size_t slot);
 /* Kills and drops the versions of slot numbered seq or lower (those of a
  * credential revoked before its expiry).  Returns how many. */
 size_t store_kill_upto(struct store *st, size_t slot, uint64_t seq);
-/* Kills and drops the versions of slot whose expiry <= now.  Returns how many. */
+/* Kills and drops the versions of slot whose expiry <= now.  Returns how many.
+ */
 size_t store_expire(struct store *st, size_t slot);
 
 #endif

@@ -1062,8 +1062,9 @@ static void fs_seen_capture(struct fs *fs, size_t slot, struct fs_seen *s)
 		for (i = 0; i < version_file_count(v) && i < STORE_MAX_FILES;
 		     i++)
 			(void)snprintf(s->files[i], FS_NAME_MAX, "%s",
-				       version_has_file(v, i) ?
-					       version_file_name(v, i) : "");
+				       version_has_file(v, i)
+					   ? version_file_name(v, i)
+					   : "");
 		s->nfiles = i;
 		version_unref(v);
 	}

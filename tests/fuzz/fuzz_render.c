@@ -11,8 +11,8 @@ static const char *const specs[] = {"json", "env", "dsn", "username"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct render_env_name names[] = {
-		{"username", "PGUSER"}, {NULL, NULL}};
+	static const struct render_env_name names[] = {{"username", "PGUSER"},
+						       {NULL, NULL}};
 	struct errmsg err;
 	struct secret *out;
 	char key[KV_MAX_KEY];

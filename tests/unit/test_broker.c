@@ -40,11 +40,11 @@ static struct {
 	int renew_result;
 	int revoke_result;
 	int check_result;
-	bool polled;		/* issue values that never expire (KV) */
-	unsigned kv_version;	/* the polled value's version */
+	bool polled;	     /* issue values that never expire (KV) */
+	unsigned kv_version; /* the polled value's version */
 	unsigned issues, renews, revokes, maintains, checks, revoke_alls;
 	int revoke_all_result;
-	uint64_t identity;	/* current identity generation */
+	uint64_t identity; /* current identity generation */
 	char revoked[16][LEASE_MAX_ID];
 	int64_t last_want;
 } fake;
@@ -67,8 +67,10 @@ static int fake_login(struct backend *b, struct errmsg *err)
 	return 0;
 }
 
-static int fake_issue(struct backend *b, const struct backend_issue_request *req,
-		      struct lease *lease, struct kv *values, struct errmsg *err)
+static int fake_issue(struct backend *b,
+		      const struct backend_issue_request *req,
+		      struct lease *lease, struct kv *values,
+		      struct errmsg *err)
 {
 	char pw[32];
 	int r;
@@ -115,7 +117,8 @@ static int fake_revoke(struct backend *b, const struct lease *lease,
 		       struct errmsg *err)
 {
 	if (fake.revoke_result < 0)
-		return errmsg_set(err, fake.revoke_result, "fake revoke failed");
+		return errmsg_set(err, fake.revoke_result,
+				  "fake revoke failed");
 	snprintf(fake.revoked[fake.revokes++ % 16], LEASE_MAX_ID, "%s",
 		 lease->id);
 	return 0;
@@ -170,40 +173,40 @@ static void fake_free(void *cfg)
 static const char *const fake_files[] = {"username", "password", NULL};
 
 static const struct backend_ops fake_ops = {
-	.type = "fake",
-	.default_files = fake_files,
-	.env_names = NULL,
-	.parse_config = fake_parse,
-	.free_config = fake_free,
-	.parse_secret_config = fake_parse,
-	.free_secret_config = fake_free,
-	.create = fake_create,
-	.login = fake_login,
-	.issue = fake_issue,
-	.renew = fake_renew,
-	.revoke = fake_revoke,
-	.revoke_all = fake_revoke_all,
-	.destroy = fake_destroy,
+    .type = "fake",
+    .default_files = fake_files,
+    .env_names = NULL,
+    .parse_config = fake_parse,
+    .free_config = fake_free,
+    .parse_secret_config = fake_parse,
+    .free_secret_config = fake_free,
+    .create = fake_create,
+    .login = fake_login,
+    .issue = fake_issue,
+    .renew = fake_renew,
+    .revoke = fake_revoke,
+    .revoke_all = fake_revoke_all,
+    .destroy = fake_destroy,
 };
 
 /* The same backend with an identity to keep alive and lease lookups. */
 static const struct backend_ops fakeid_ops = {
-	.type = "fakeid",
-	.default_files = fake_files,
-	.env_names = NULL,
-	.parse_config = fake_parse,
-	.free_config = fake_free,
-	.parse_secret_config = fake_parse,
-	.free_secret_config = fake_free,
-	.create = fake_create,
-	.login = fake_login,
-	.issue = fake_issue,
-	.renew = fake_renew,
-	.revoke = fake_revoke,
-	.maintain = fake_maintain,
-	.check = fake_check,
-	.revoke_all = fake_revoke_all,
-	.destroy = fake_destroy,
+    .type = "fakeid",
+    .default_files = fake_files,
+    .env_names = NULL,
+    .parse_config = fake_parse,
+    .free_config = fake_free,
+    .parse_secret_config = fake_parse,
+    .free_secret_config = fake_free,
+    .create = fake_create,
+    .login = fake_login,
+    .issue = fake_issue,
+    .renew = fake_renew,
+    .revoke = fake_revoke,
+    .maintain = fake_maintain,
+    .check = fake_check,
+    .revoke_all = fake_revoke_all,
+    .destroy = fake_destroy,
 };
 
 const struct backend_ops *__real_backend_find(const char *type);
@@ -238,7 +241,8 @@ static struct broker *make_broker_of(const char *type, const char *ttl,
 		 " \"backends\": {\"f\": {\"type\": \"%s\"}},"
 		 " \"secrets\": [{\"name\": \"db\", \"backend\": \"f\","
 		 " \"ttl\": \"%s\", \"max_ttl\": \"%s\", "
-		 "\"refresh\": \"20s\"%s}]}", type, ttl, max_ttl, files_json);
+		 "\"refresh\": \"20s\"%s}]}",
+		 type, ttl, max_ttl, files_json);
 	ck_assert_msg(config_parse(text, strlen(text), &cfg, &err) == 0, "%s",
 		      err.text);
 	ck_assert_msg(broker_new(cfg, &fake_clock, &b, &err) == 0, "%s",
@@ -379,8 +383,8 @@ START_TEST(test_broker_backs_off_and_recovers)
 	delay1 = next - t0;
 	ck_assert_uint_ge(delay1, 1 * SEC);
 	ck_assert_uint_le(delay1, 2 * SEC);
-	ck_assert_ptr_nonnull(strstr(b->secrets[0].last_error,
-				     "fake issue failed"));
+	ck_assert_ptr_nonnull(
+	    strstr(b->secrets[0].last_error, "fake issue failed"));
 	t0 = next;
 	next = run_at(b, next);
 	delay2 = next - t0;
@@ -446,7 +450,7 @@ START_TEST(test_broker_revoke_freezes_until_unfreeze)
 	char buf[8];
 
 	run_at(b, now_usec);
-	run_until(b, now_usec + 25 * SEC);	/* one rotation: role2 */
+	run_until(b, now_usec + 25 * SEC); /* one rotation: role2 */
 	ck_assert_uint_eq(fake.issues, 2);
 	pinned = store_pin_current(b->store, 0);
 	ck_assert_int_eq(broker_revoke_slot(b, 0, &report), 0);
@@ -456,8 +460,8 @@ START_TEST(test_broker_revoke_freezes_until_unfreeze)
 	json_decref(report);
 	/* Gone from the store, open handles fail, both leases revoked. */
 	ck_assert_ptr_null(store_pin_current(b->store, 0));
-	ck_assert_int_eq(version_read(pinned, 0, buf, sizeof(buf), 0,
-				      now_usec), -EIO);
+	ck_assert_int_eq(version_read(pinned, 0, buf, sizeof(buf), 0, now_usec),
+			 -EIO);
 	version_unref(pinned);
 	ck_assert_uint_eq(fake.revokes, 2);
 	ck_assert_int_eq(b->secrets[0].state, SECRET_FROZEN);
@@ -482,7 +486,8 @@ START_TEST(test_broker_revoke_all_revokes_identities)
 	ids = json_object_get(reply, "identities");
 	ck_assert_uint_eq(json_array_size(ids), 1);
 	ck_assert_str_eq(json_string_value(json_object_get(
-				 json_array_get(ids, 0), "backend")), "f");
+			     json_array_get(ids, 0), "backend")),
+			 "f");
 	ck_assert_uint_eq(fake.revoke_alls, 1);
 	json_decref(reply);
 	/* An identity Vault would not revoke: not confirmed. */
@@ -616,7 +621,7 @@ START_TEST(test_broker_every_key_keeps_file_indexes)
 	b = make_broker("30s", "1h");
 	files_json = "";
 	fake.polled = true;
-	fake.kv_version = 2;		/* with "extra" */
+	fake.kv_version = 2; /* with "extra" */
 	run_at(b, now_usec);
 	extra = file_index(b, "extra");
 	pw = file_index(b, "password");
@@ -624,12 +629,12 @@ START_TEST(test_broker_every_key_keeps_file_indexes)
 	ck_assert_int_ge(pw, 0);
 	ck_assert_int_eq(file_index(b, "bad/key"), -ENOENT);
 	ck_assert_int_ge(file_index(b, "json"), 0);
-	fake.kv_version = 3;		/* "extra" gone: a hole, same indexes */
+	fake.kv_version = 3; /* "extra" gone: a hole, same indexes */
 	run_until(b, now_usec + 20 * SEC);
 	ck_assert_uint_eq(current_seq(b), 2);
 	ck_assert_int_eq(file_index(b, "extra"), -ENOENT);
 	ck_assert_int_eq(file_index(b, "password"), pw);
-	fake.kv_version = 4;		/* back at its old index */
+	fake.kv_version = 4; /* back at its old index */
 	run_until(b, now_usec + 20 * SEC);
 	ck_assert_int_eq(file_index(b, "extra"), extra);
 	broker_free(b);
@@ -679,7 +684,8 @@ static Suite *broker_suite(void)
 
 	tcase_add_test(tc, test_broker_issues_and_publishes);
 	tcase_add_test(tc, test_broker_renews_at_two_thirds);
-	tcase_add_test(tc, test_broker_rotates_near_max_ttl_and_retires_at_expiry);
+	tcase_add_test(tc,
+		       test_broker_rotates_near_max_ttl_and_retires_at_expiry);
 	tcase_add_test(tc, test_broker_backs_off_and_recovers);
 	tcase_add_test(tc, test_broker_refusal_waits_the_cap);
 	tcase_add_test(tc, test_broker_serves_last_good_until_expiry_only);

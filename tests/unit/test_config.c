@@ -399,8 +399,8 @@ static const struct bad_case bad_cases[] = {
      "secrets[0].refresh: expected a duration string"},
     {"{" MOUNT "," FAKE "," SECRET("") ",'lease_check_interval':'10ms'}",
      -EINVAL, "lease_check_interval: must be 0s (off) or at least 1s"},
-    {"{" MOUNT "," FAKE "," SECRET("") ",'lease_check_interval':true}",
-     -EINVAL, "lease_check_interval: expected a duration string"},
+    {"{" MOUNT "," FAKE "," SECRET("") ",'lease_check_interval':true}", -EINVAL,
+     "lease_check_interval: expected a duration string"},
     /* ownership and mode */
     {DOC(",'mode':'0600'"), -EINVAL, "secrets[0].mode: only read bits"},
     {DOC(",'mode':'0500'"), -EINVAL, "secrets[0].mode: only read bits"},

@@ -34,8 +34,8 @@ static struct control *start(void)
 	snprintf(dir, sizeof(dir), "/tmp/cb-ctl-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/control.sock", dir);
-	ck_assert_int_eq(control_start(path, NULL, 0, echo_handler, NULL, &c,
-				       &err), 0);
+	ck_assert_int_eq(
+	    control_start(path, NULL, 0, echo_handler, NULL, &c, &err), 0);
 	return c;
 }
 
@@ -158,7 +158,9 @@ START_TEST(test_control_denies_other_uid)
 		if (control_call(path, req, 2000, &reply, &err) < 0)
 			_exit(4);
 		_exit(strcmp(json_string_value(json_object_get(reply, "error")),
-			     "permission denied") == 0 ? 0 : 5);
+			     "permission denied") == 0
+			  ? 0
+			  : 5);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_int_eq(WEXITSTATUS(status), 0);
@@ -173,14 +175,16 @@ START_TEST(test_control_socket_path_checks)
 	int fd;
 
 	/* A live broker's socket is not stolen. */
-	ck_assert_int_eq(control_start(path, NULL, 0, echo_handler, NULL, &c2,
-				       &err), -EADDRINUSE);
+	ck_assert_int_eq(
+	    control_start(path, NULL, 0, echo_handler, NULL, &c2, &err),
+	    -EADDRINUSE);
 	control_stop(c);
 	/* A regular file in the way is refused. */
 	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 	close(fd);
-	ck_assert_int_eq(control_start(path, NULL, 0, echo_handler, NULL, &c2,
-				       &err), -EEXIST);
+	ck_assert_int_eq(
+	    control_start(path, NULL, 0, echo_handler, NULL, &c2, &err),
+	    -EEXIST);
 	ck_assert_ptr_nonnull(strstr(err.text, "not a socket"));
 	unlink(path);
 	rmdir(dir);
@@ -203,21 +207,24 @@ START_TEST(test_control_listed_responder_gets_in)
 	ck_assert_int_eq(chmod(dir, 0755), 0);
 	snprintf(path, sizeof(path), "%s/run/control.sock", dir);
 	/* The missing parent directory is created. */
-	ck_assert_int_eq(control_start(path, responders, 1, echo_handler, NULL,
-				       &c, &err), 0);
+	ck_assert_int_eq(
+	    control_start(path, responders, 1, echo_handler, NULL, &c, &err),
+	    0);
 	ck_assert_int_eq(stat(path, &st), 0);
 	/* Nobody else: the group bits show the ACL mask of the user entry. */
 	ck_assert_int_eq(st.st_mode & 0707, 0600);
-	ck_assert_int_eq(getxattr(path, "system.posix_acl_access", acl,
-				  sizeof(acl)), 4 + 5 * 8);
+	ck_assert_int_eq(
+	    getxattr(path, "system.posix_acl_access", acl, sizeof(acl)),
+	    4 + 5 * 8);
 	/* A uid that is neither listed nor root: the kernel refuses it. */
 	pid = fork();
 	if (pid == 0) {
 		if (setresgid(65533, 65533, 65533) < 0 ||
 		    setresuid(65533, 65533, 65533) < 0)
 			_exit(3);
-		_exit(control_call(path, NULL, 2000, NULL, &err) == -EACCES ?
-			      0 : 4);
+		_exit(control_call(path, NULL, 2000, NULL, &err) == -EACCES
+			  ? 0
+			  : 4);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_int_eq(WEXITSTATUS(status), 0);

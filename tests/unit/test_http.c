@@ -117,12 +117,12 @@ START_TEST(test_http_get_sends_headers)
 	ck_assert_int_eq(resp.status, 200);
 	j = echo_json(&resp);
 	h = json_object_get(j, "headers");
-	ck_assert_str_eq(json_string_value(json_object_get(j, "method")), "GET");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "method")),
+			 "GET");
 	ck_assert_str_eq(json_string_value(json_object_get(h, "x-vault-token")),
 			 "s.test-token");
-	ck_assert_str_eq(json_string_value(json_object_get(h,
-							   "x-vault-request")),
-			 "true");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(h, "x-vault-request")), "true");
 	ck_assert_ptr_null(json_object_get(h, "expect"));
 	json_decref(j);
 	secret_free(resp.body);
@@ -142,16 +142,18 @@ START_TEST(test_http_methods_carry_body)
 
 	for (i = 0; i < 4; i++) {
 		ck_assert_int_eq(call(t, methods[i], port, "/echo",
-				      "{\"lease_id\":\"x\"}", &resp, &err), 0);
+				      "{\"lease_id\":\"x\"}", &resp, &err),
+				 0);
 		j = echo_json(&resp);
-		ck_assert_str_eq(json_string_value(json_object_get(j, "method")),
-				 methods[i]);
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(j, "method")),
+		    methods[i]);
 		ck_assert_str_eq(json_string_value(json_object_get(j, "body")),
 				 "{\"lease_id\":\"x\"}");
-		ck_assert_str_eq(json_string_value(json_object_get(
-					 json_object_get(j, "headers"),
-					 "content-type")),
-				 "application/json");
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(
+			json_object_get(j, "headers"), "content-type")),
+		    "application/json");
 		json_decref(j);
 		secret_free(resp.body);
 	}
@@ -243,8 +245,9 @@ START_TEST(test_http_dropped_and_refused)
 
 	ck_assert_int_eq(call(t, "GET", port, "/drop", NULL, &resp, &err),
 			 -ECONNRESET);
-	ck_assert_int_eq(call(t, "GET", closed_port, "/echo", NULL, &resp,
-			      &err), -ECONNREFUSED);
+	ck_assert_int_eq(
+	    call(t, "GET", closed_port, "/echo", NULL, &resp, &err),
+	    -ECONNREFUSED);
 	t->ops->destroy(t);
 }
 END_TEST
@@ -285,7 +288,7 @@ START_TEST(test_http_pinned_key)
 	secret_free(resp.body);
 	t->ops->destroy(t);
 	c.tls.pinned_pubkey =
-		"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+	    "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 	t = transport(&c);
 	ck_assert_int_eq(call(t, "GET", port, "/echo", NULL, &resp, &err),
 			 -EPERM);
@@ -336,7 +339,7 @@ START_TEST(test_http_server_name)
 	j = echo_json(&resp);
 	(void)snprintf(want, sizeof(want), "vault.test:%d", port);
 	ck_assert_str_eq(json_string_value(json_object_get(
-				 json_object_get(j, "headers"), "host")),
+			     json_object_get(j, "headers"), "host")),
 			 want);
 	json_decref(j);
 	secret_free(resp.body);
@@ -426,8 +429,8 @@ START_TEST(test_http_parallel_requests)
 	int i;
 
 	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(pthread_create(&th[i], NULL, parallel_worker,
-						t), 0);
+		ck_assert_int_eq(
+		    pthread_create(&th[i], NULL, parallel_worker, t), 0);
 	for (i = 0; i < 4; i++) {
 		ck_assert_int_eq(pthread_join(th[i], &ok), 0);
 		ck_assert_int_eq((long)ok, 20);

@@ -300,10 +300,10 @@ static long valid_until(PGconn *admin, const char *role)
 	char buf[32];
 
 	return to_long(query1(admin,
-			   "SELECT (extract(epoch FROM rolvaliduntil) "
-			   "* 1000000)::bigint "
-			   "FROM pg_roles WHERE rolname = $1",
-			   role, buf, sizeof(buf)));
+			      "SELECT (extract(epoch FROM rolvaliduntil) "
+			      "* 1000000)::bigint "
+			      "FROM pg_roles WHERE rolname = $1",
+			      role, buf, sizeof(buf)));
 }
 
 /* SQLSTATE of running sql on c ("" when it succeeds). */

@@ -7,9 +7,9 @@
 #include "render.h"
 
 static const struct render_env_name pg_names[] = {
-	{"username", "PGUSER"},
-	{"password", "PGPASSWORD"},
-	{NULL, NULL},
+    {"username", "PGUSER"},
+    {"password", "PGPASSWORD"},
+    {NULL, NULL},
 };
 
 static void fill(struct kv *kv, const char *host)
@@ -52,8 +52,9 @@ START_TEST(test_render_dsn_tcp_host_percent_encodes)
 	struct kv kv;
 
 	fill(&kv, "db.example");
-	check_render(&kv, "dsn", "postgresql://cb_db_1:p%40ss%27w%3Ard%2F%22x"
-				 "@db.example:5432/app%20db");
+	check_render(&kv, "dsn",
+		     "postgresql://cb_db_1:p%40ss%27w%3Ard%2F%22x"
+		     "@db.example:5432/app%20db");
 	kv_clear(&kv);
 }
 END_TEST
@@ -63,8 +64,9 @@ START_TEST(test_render_dsn_socket_dir_in_query)
 	struct kv kv;
 
 	fill(&kv, "/tmp/pg sock");
-	check_render(&kv, "dsn", "postgresql://cb_db_1:p%40ss%27w%3Ard%2F%22x"
-				 "@/app%20db?host=%2Ftmp%2Fpg%20sock&port=5432");
+	check_render(&kv, "dsn",
+		     "postgresql://cb_db_1:p%40ss%27w%3Ard%2F%22x"
+		     "@/app%20db?host=%2Ftmp%2Fpg%20sock&port=5432");
 	kv_clear(&kv);
 }
 END_TEST
@@ -75,10 +77,11 @@ START_TEST(test_render_env_quotes_and_names)
 
 	fill(&kv, "h");
 	ck_assert_int_eq(kv_set_str(&kv, "api-key.v2", "z"), 0);
-	check_render(&kv, "env", "PGUSER='cb_db_1'\n"
-				 "PGPASSWORD='p@ss'\\''w:rd/\"x'\n"
-				 "HOST='h'\nPORT='5432'\nDBNAME='app db'\n"
-				 "API_KEY_V2='z'\n");
+	check_render(&kv, "env",
+		     "PGUSER='cb_db_1'\n"
+		     "PGPASSWORD='p@ss'\\''w:rd/\"x'\n"
+		     "HOST='h'\nPORT='5432'\nDBNAME='app db'\n"
+		     "API_KEY_V2='z'\n");
 	kv_clear(&kv);
 }
 END_TEST

@@ -43,9 +43,9 @@ START_TEST(test_scheduler_cancel_keeps_heap_order)
 
 	ck_assert_int_eq(sched_new(&s), 0);
 	for (i = 0; i < 100; i++) {
-		job = (struct sched_job){(i * 7919) % 101, i % 5,
-					 i % 2 ? SCHED_EXPIRE : SCHED_REFRESH,
-					 0};
+		job =
+		    (struct sched_job){(i * 7919) % 101, i % 5,
+				       i % 2 ? SCHED_EXPIRE : SCHED_REFRESH, 0};
 		ck_assert_int_eq(sched_push(s, &job), 0);
 	}
 	ck_assert_uint_eq(sched_cancel(s, 3, SCHED_REFRESH), 10);

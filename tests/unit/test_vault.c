@@ -21,16 +21,16 @@
 
 struct step {
 	const char *method;
-	const char *path;		/* after /v1/ */
+	const char *path; /* after /v1/ */
 	long status;
-	const char *body;		/* the answer */
-	int error;			/* a transport failure instead */
+	const char *body; /* the answer */
+	int error;	  /* a transport failure instead */
 };
 
 struct seen {
 	char method[8];
 	char path[256];
-	char token[64];			/* "" when none was sent */
+	char token[64]; /* "" when none was sent */
 	char ns[64];
 	char body[1024];
 	bool vault_request;
@@ -99,8 +99,7 @@ static void fake_destroy(struct http_transport *t)
 {
 }
 
-static const struct http_transport_ops fake_ops = {fake_perform,
-						   fake_destroy};
+static const struct http_transport_ops fake_ops = {fake_perform, fake_destroy};
 
 static void script(const struct step *steps, size_t n)
 {
@@ -149,15 +148,19 @@ static struct backend *backend(void)
 	return b;
 }
 
-#define LOGIN(token, ttl)                                                    \
-	{"POST", "auth/kubernetes/login", 200,                               \
-	 "{\"auth\":{\"client_token\":\"" token "\",\"accessor\":\"acc\","  \
-	 "\"policies\":[\"default\"],\"lease_duration\":" #ttl               \
-	 ",\"renewable\":true}}", 0}
-#define CREDS_BODY                                                           \
-	"{\"request_id\":\"r\",\"lease_id\":\"database/creds/app/L1\","      \
-	"\"renewable\":true,\"lease_duration\":30,\"data\":{\"username\":"   \
-	"\"v-app-1\",\"password\":\"pw-1\"},\"wrap_info\":null,"             \
+#define LOGIN(token, ttl)                                                      \
+	{                                                                      \
+		"POST", "auth/kubernetes/login", 200,                          \
+		    "{\"auth\":{\"client_token\":\"" token                     \
+		    "\",\"accessor\":\"acc\","                                 \
+		    "\"policies\":[\"default\"],\"lease_duration\":" #ttl      \
+		    ",\"renewable\":true}}",                                   \
+		    0                                                          \
+	}
+#define CREDS_BODY                                                             \
+	"{\"request_id\":\"r\",\"lease_id\":\"database/creds/app/L1\","        \
+	"\"renewable\":true,\"lease_duration\":30,\"data\":{\"username\":"     \
+	"\"v-app-1\",\"password\":\"pw-1\"},\"wrap_info\":null,"               \
 	"\"warnings\":null,\"auth\":null}"
 
 static struct vault_secret_config leased(void)
@@ -238,8 +241,8 @@ END_TEST
 START_TEST(test_vault_issue_leased)
 {
 	static const struct step steps[] = {
-		LOGIN("hvs.T1", 60),
-		{"GET", "database/creds/app", 200, CREDS_BODY, 0},
+	    LOGIN("hvs.T1", 60),
+	    {"GET", "database/creds/app", 200, CREDS_BODY, 0},
 	};
 	struct vault_secret_config sc = leased();
 	struct lease lease;
@@ -269,11 +272,11 @@ END_TEST
 START_TEST(test_vault_forbidden_logs_in_again)
 {
 	static const struct step steps[] = {
-		LOGIN("hvs.T1", 60),
-		{"GET", "database/creds/app", 403,
-		 "{\"errors\":[\"permission denied\"]}", 0},
-		LOGIN("hvs.T2", 60),
-		{"GET", "database/creds/app", 200, CREDS_BODY, 0},
+	    LOGIN("hvs.T1", 60),
+	    {"GET", "database/creds/app", 403,
+	     "{\"errors\":[\"permission denied\"]}", 0},
+	    LOGIN("hvs.T2", 60),
+	    {"GET", "database/creds/app", 200, CREDS_BODY, 0},
 	};
 	struct vault_secret_config sc = leased();
 	struct lease lease;
@@ -296,15 +299,17 @@ END_TEST
 START_TEST(test_vault_token_renewed_then_replaced)
 {
 	static const struct step steps[] = {
-		LOGIN("hvs.T1", 60),
-		{"POST", "auth/token/renew-self", 200,
-		 "{\"auth\":{\"client_token\":\"hvs.T1\",\"lease_duration\":60,"
-		 "\"renewable\":true}}", 0},
-		{"POST", "auth/token/renew-self", 200,
-		 "{\"auth\":{\"client_token\":\"hvs.T1\",\"lease_duration\":25,"
-		 "\"renewable\":true},\"warnings\":[\"TTL of \\\"1m\\\" exceeded "
-		 "the effective max_ttl\"]}", 0},
-		LOGIN("hvs.T2", 60),
+	    LOGIN("hvs.T1", 60),
+	    {"POST", "auth/token/renew-self", 200,
+	     "{\"auth\":{\"client_token\":\"hvs.T1\",\"lease_duration\":60,"
+	     "\"renewable\":true}}",
+	     0},
+	    {"POST", "auth/token/renew-self", 200,
+	     "{\"auth\":{\"client_token\":\"hvs.T1\",\"lease_duration\":25,"
+	     "\"renewable\":true},\"warnings\":[\"TTL of \\\"1m\\\" exceeded "
+	     "the effective max_ttl\"]}",
+	     0},
+	    LOGIN("hvs.T2", 60),
 	};
 	struct backend_identity id;
 	struct errmsg err;
@@ -318,22 +323,22 @@ START_TEST(test_vault_token_renewed_then_replaced)
 	ck_assert_int_eq(id.expires_wall, t0 + 60 * USEC);
 	ck_assert_int_eq(id.next_wall, t0 + 40 * USEC);
 	/* Too early: nothing is sent. */
-	ck_assert_int_eq(vault_backend_ops.maintain(b, t0 + 10 * USEC, &id,
-						    &err), 0);
+	ck_assert_int_eq(
+	    vault_backend_ops.maintain(b, t0 + 10 * USEC, &id, &err), 0);
 	ck_assert_uint_eq(fake.next, 1);
-	ck_assert_int_eq(vault_backend_ops.maintain(b, t0 + 41 * USEC, &id,
-						    &err), 0);
+	ck_assert_int_eq(
+	    vault_backend_ops.maintain(b, t0 + 41 * USEC, &id, &err), 0);
 	ck_assert_str_eq(fake.seen[1].token, "hvs.T1");
 	ck_assert_uint_eq(id.generation, 1);
 	ck_assert_int_eq(id.expires_wall, t0 + 101 * USEC);
-	ck_assert_int_eq(vault_backend_ops.maintain(b, t0 + 82 * USEC, &id,
-						    &err), 0);
+	ck_assert_int_eq(
+	    vault_backend_ops.maintain(b, t0 + 82 * USEC, &id, &err), 0);
 	ck_assert_int_eq(id.expires_wall, t0 + 107 * USEC);
 	ck_assert_uint_eq(id.generation, 1);
 	/* 2/3 of the capped grant: a new token, a new generation, while the
 	 * old token still has a third of its life for re-issuing. */
-	ck_assert_int_eq(vault_backend_ops.maintain(b, t0 + 99 * USEC, &id,
-						    &err), 0);
+	ck_assert_int_eq(
+	    vault_backend_ops.maintain(b, t0 + 99 * USEC, &id, &err), 0);
 	ck_assert_uint_eq(id.generation, 2);
 	ck_assert_int_eq(id.expires_wall, t0 + 159 * USEC);
 	ck_assert_uint_eq(fake.next, 4);
@@ -344,10 +349,10 @@ END_TEST
 START_TEST(test_vault_renew_self_forbidden_logs_in)
 {
 	static const struct step steps[] = {
-		LOGIN("hvs.T1", 60),
-		{"POST", "auth/token/renew-self", 403,
-		 "{\"errors\":[\"permission denied\"]}", 0},
-		LOGIN("hvs.T2", 60),
+	    LOGIN("hvs.T1", 60),
+	    {"POST", "auth/token/renew-self", 403,
+	     "{\"errors\":[\"permission denied\"]}", 0},
+	    LOGIN("hvs.T2", 60),
 	};
 	struct backend_identity id;
 	struct errmsg err;
@@ -366,15 +371,17 @@ END_TEST
 START_TEST(test_vault_renew_lease)
 {
 	static const struct step steps[] = {
-		LOGIN("hvs.T1", 60),
-		{"PUT", "sys/leases/renew", 200,
-		 "{\"lease_id\":\"database/creds/app/L1\",\"renewable\":true,"
-		 "\"lease_duration\":30}", 0},
-		{"PUT", "sys/leases/renew", 200,
-		 "{\"lease_id\":\"database/creds/app/L1\",\"renewable\":true,"
-		 "\"lease_duration\":12}", 0},
-		{"PUT", "sys/leases/renew", 400,
-		 "{\"errors\":[\"lease not found\"]}", 0},
+	    LOGIN("hvs.T1", 60),
+	    {"PUT", "sys/leases/renew", 200,
+	     "{\"lease_id\":\"database/creds/app/L1\",\"renewable\":true,"
+	     "\"lease_duration\":30}",
+	     0},
+	    {"PUT", "sys/leases/renew", 200,
+	     "{\"lease_id\":\"database/creds/app/L1\",\"renewable\":true,"
+	     "\"lease_duration\":12}",
+	     0},
+	    {"PUT", "sys/leases/renew", 400,
+	     "{\"errors\":[\"lease not found\"]}", 0},
 	};
 	struct lease lease;
 	struct errmsg err;
@@ -389,24 +396,24 @@ START_TEST(test_vault_renew_lease)
 	(void)snprintf(lease.id, sizeof(lease.id), "database/creds/app/L1");
 	lease.max_wall = LEASE_NO_EXPIRY;
 	now = clock_wall(clock_system());
-	ck_assert_int_eq(vault_backend_ops.renew(b, NULL, &lease,
-						 now + 30 * USEC, &err), 0);
+	ck_assert_int_eq(
+	    vault_backend_ops.renew(b, NULL, &lease, now + 30 * USEC, &err), 0);
 	body = json_loads(fake.seen[1].body, 0, NULL);
 	ck_assert_str_eq(json_string_value(json_object_get(body, "lease_id")),
 			 "database/creds/app/L1");
-	ck_assert_int_eq(json_integer_value(json_object_get(body,
-							    "increment")), 30);
+	ck_assert_int_eq(json_integer_value(json_object_get(body, "increment")),
+			 30);
 	json_decref(body);
 	ck_assert_int_eq(lease.max_wall, LEASE_NO_EXPIRY);
 	ck_assert_int_ge(lease.expires_wall, now + 30 * USEC);
 	/* Granted less than asked: the lease's max TTL is reached. */
-	ck_assert_int_eq(vault_backend_ops.renew(b, NULL, &lease,
-						 now + 30 * USEC, &err), 0);
+	ck_assert_int_eq(
+	    vault_backend_ops.renew(b, NULL, &lease, now + 30 * USEC, &err), 0);
 	ck_assert_int_eq(lease.max_wall, lease.expires_wall);
 	ck_assert_int_lt(lease.expires_wall, now + 14 * USEC);
-	ck_assert_int_eq(vault_backend_ops.renew(b, NULL, &lease,
-						 now + 30 * USEC, &err),
-			 -ENOENT);
+	ck_assert_int_eq(
+	    vault_backend_ops.renew(b, NULL, &lease, now + 30 * USEC, &err),
+	    -ENOENT);
 	vault_backend_ops.destroy(b);
 }
 END_TEST
@@ -414,17 +421,17 @@ END_TEST
 START_TEST(test_vault_revoke_and_check)
 {
 	static const struct step steps[] = {
-		LOGIN("hvs.T1", 60),
-		{"PUT", "sys/leases/revoke", 204, "", 0},
-		{"PUT", "sys/leases/revoke", 400,
-		 "{\"errors\":[\"invalid lease\"]}", 0},
-		{"PUT", "sys/leases/lookup", 200,
-		 "{\"data\":{\"id\":\"database/creds/app/L1\",\"ttl\":20}}", 0},
-		{"PUT", "sys/leases/lookup", 400,
-		 "{\"errors\":[\"invalid lease\"]}", 0},
-		{"POST", "auth/token/revoke-self", 204, "", 0},
-		LOGIN("hvs.T2", 60),
-		{"GET", "database/creds/app", 200, CREDS_BODY, 0},
+	    LOGIN("hvs.T1", 60),
+	    {"PUT", "sys/leases/revoke", 204, "", 0},
+	    {"PUT", "sys/leases/revoke", 400,
+	     "{\"errors\":[\"invalid lease\"]}", 0},
+	    {"PUT", "sys/leases/lookup", 200,
+	     "{\"data\":{\"id\":\"database/creds/app/L1\",\"ttl\":20}}", 0},
+	    {"PUT", "sys/leases/lookup", 400,
+	     "{\"errors\":[\"invalid lease\"]}", 0},
+	    {"POST", "auth/token/revoke-self", 204, "", 0},
+	    LOGIN("hvs.T2", 60),
+	    {"GET", "database/creds/app", 200, CREDS_BODY, 0},
 	};
 	struct vault_secret_config sc = leased();
 	struct lease lease, kvlease;
@@ -439,7 +446,8 @@ START_TEST(test_vault_revoke_and_check)
 	(void)snprintf(lease.id, sizeof(lease.id), "database/creds/app/L1");
 	lease.expires_wall = 100 * USEC;
 	ck_assert_int_eq(vault_backend_ops.revoke(b, &lease, &err), 0);
-	ck_assert_ptr_nonnull(strstr(fake.seen[1].body, "database/creds/app/L1"));
+	ck_assert_ptr_nonnull(
+	    strstr(fake.seen[1].body, "database/creds/app/L1"));
 	/* Already gone is revoked. */
 	ck_assert_int_eq(vault_backend_ops.revoke(b, &lease, &err), 0);
 	ck_assert_int_eq(vault_backend_ops.check(b, &lease, &err), 0);
@@ -463,11 +471,12 @@ END_TEST
 START_TEST(test_vault_kv2_version_is_the_lease)
 {
 	static const struct step steps[] = {
-		LOGIN("hvs.T1", 60),
-		{"GET", "secret/data/app/config?version=3", 200,
-		 "{\"lease_id\":\"\",\"lease_duration\":0,\"renewable\":false,"
-		 "\"data\":{\"data\":{\"api_key\":\"k-3\"},\"metadata\":{"
-		 "\"version\":3,\"destroyed\":false}}}", 0},
+	    LOGIN("hvs.T1", 60),
+	    {"GET", "secret/data/app/config?version=3", 200,
+	     "{\"lease_id\":\"\",\"lease_duration\":0,\"renewable\":false,"
+	     "\"data\":{\"data\":{\"api_key\":\"k-3\"},\"metadata\":{"
+	     "\"version\":3,\"destroyed\":false}}}",
+	     0},
 	};
 	struct vault_secret_config sc;
 	struct lease lease;
@@ -496,10 +505,14 @@ END_TEST
  * value is not republished, and the id reveals nothing of the data. */
 START_TEST(test_vault_kv1_keyed_version)
 {
-#define KV1(v)                                                               \
-	{"GET", "kv/app", 200,                                               \
-	 "{\"lease_id\":\"\",\"lease_duration\":2764800,\"renewable\":false,"\
-	 "\"data\":{\"token\":\"" v "\"}}", 0}
+#define KV1(v)                                                                 \
+	{                                                                      \
+		"GET", "kv/app", 200,                                          \
+		    "{\"lease_id\":\"\",\"lease_duration\":2764800,"           \
+		    "\"renewable\":false,"                                     \
+		    "\"data\":{\"token\":\"" v "\"}}",                         \
+		    0                                                          \
+	}
 	static const struct step steps[] = {LOGIN("hvs.T1", 60), KV1("one"),
 					    KV1("one"), KV1("two")};
 	struct vault_secret_config sc;
@@ -531,8 +544,8 @@ END_TEST
 START_TEST(test_vault_namespace_header)
 {
 	static const struct step steps[] = {
-		LOGIN("hvs.T1", 60),
-		{"GET", "database/creds/app", 200, CREDS_BODY, 0},
+	    LOGIN("hvs.T1", 60),
+	    {"GET", "database/creds/app", 200, CREDS_BODY, 0},
 	};
 	struct vault_secret_config sc = leased();
 	struct lease lease;
@@ -554,13 +567,13 @@ END_TEST
 START_TEST(test_vault_errors_named)
 {
 	static const struct step steps[] = {
-		LOGIN("hvs.T1", 60),
-		{"GET", "database/creds/app", 503,
-		 "{\"errors\":[\"Vault is sealed\"]}", 0},
-		{"GET", "database/creds/app", 0, "", -ETIMEDOUT},
-		{"GET", "database/creds/app", 200, "{\"data\": [", 0},
-		{"GET", "database/creds/app", 400,
-		 "{\"errors\":[\"unknown role: app\"]}", 0},
+	    LOGIN("hvs.T1", 60),
+	    {"GET", "database/creds/app", 503,
+	     "{\"errors\":[\"Vault is sealed\"]}", 0},
+	    {"GET", "database/creds/app", 0, "", -ETIMEDOUT},
+	    {"GET", "database/creds/app", 200, "{\"data\": [", 0},
+	    {"GET", "database/creds/app", 400,
+	     "{\"errors\":[\"unknown role: app\"]}", 0},
 	};
 	struct vault_secret_config sc = leased();
 	struct lease lease;

@@ -18,8 +18,7 @@ static char *load_sample(const char *name, size_t *len)
 	FILE *f;
 	long n;
 
-	snprintf(path, sizeof(path), "%s/%s", CB_SAMPLES_DIR,
-		 name);
+	snprintf(path, sizeof(path), "%s/%s", CB_SAMPLES_DIR, name);
 	f = fopen(path, "re");
 	ck_assert_msg(f != NULL, "cannot open %s", path);
 	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
@@ -93,7 +92,8 @@ START_TEST(test_vault_api_creds_with_lease)
 	char buf[64];
 
 	ck_assert_int_eq(vault_parse_secret(body, sizeof(body) - 1,
-					    VAULT_LEASED, &sec, &err), 0);
+					    VAULT_LEASED, &sec, &err),
+			 0);
 	ck_assert_str_eq(sec.lease_id, "database/creds/app/abcd");
 	ck_assert_int_eq(sec.lease_duration_s, 3600);
 	ck_assert(sec.renewable);
@@ -111,8 +111,8 @@ START_TEST(test_vault_api_creds_sample_without_lease_is_refused)
 	size_t len;
 	char *body = load_sample("database-creds.response.json", &len);
 
-	ck_assert_int_eq(vault_parse_secret(body, len, VAULT_LEASED, &sec,
-					    &err), -EPROTO);
+	ck_assert_int_eq(
+	    vault_parse_secret(body, len, VAULT_LEASED, &sec, &err), -EPROTO);
 	ck_assert_ptr_nonnull(strstr(err.text, "no lease_id"));
 	ck_assert_ptr_null(strstr(err.text, "132ae3ef"));
 	/* The same body read as KV v1 is fine. */
@@ -182,12 +182,16 @@ END_TEST
 START_TEST(test_vault_api_malformed_bodies)
 {
 	static const char *const bad[] = {
-	    "", "null", "[]", "{\"auth\":null}",
+	    "",
+	    "null",
+	    "[]",
+	    "{\"auth\":null}",
 	    "{\"auth\":{\"lease_duration\":\"10\",\"client_token\":\"x\"}}",
 	    "{\"auth\":{\"lease_duration\":-1,\"client_token\":\"x\"}}",
 	    "{\"auth\":{\"lease_duration\":10}}",
 	    "{\"auth\":{\"lease_duration\":10,\"client_token\":5}}",
-	    "{\"a\":1,\"a\":2}", "{\"auth\":{\"lease_duration\":1e99}}",
+	    "{\"a\":1,\"a\":2}",
+	    "{\"auth\":{\"lease_duration\":1e99}}",
 	};
 	struct errmsg err = {{0}};
 	struct vault_secret sec;
@@ -198,13 +202,15 @@ START_TEST(test_vault_api_malformed_bodies)
 		ck_assert_msg(vault_parse_auth(bad[i], strlen(bad[i]), true,
 					       &auth, &err) == -EPROTO,
 			      "accepted: %s", bad[i]);
-	ck_assert_int_eq(vault_parse_secret("{\"data\":[]}", 11, VAULT_KV1,
-					    &sec, &err), -EPROTO);
+	ck_assert_int_eq(
+	    vault_parse_secret("{\"data\":[]}", 11, VAULT_KV1, &sec, &err),
+	    -EPROTO);
 	static const char deleted[] =
 	    "{\"data\":{\"data\":null,\"metadata\":{\"version\":3}}}";
 
 	ck_assert_int_eq(vault_parse_secret(deleted, sizeof(deleted) - 1,
-					    VAULT_KV2, &sec, &err), -EPROTO);
+					    VAULT_KV2, &sec, &err),
+			 -EPROTO);
 	ck_assert_ptr_nonnull(strstr(err.text, "deleted or destroyed"));
 }
 END_TEST
@@ -232,7 +238,8 @@ static Suite *vault_api_suite(void)
 	tcase_add_test(tc, test_vault_api_login_sample);
 	tcase_add_test(tc, test_vault_api_renew_self_sample);
 	tcase_add_test(tc, test_vault_api_creds_with_lease);
-	tcase_add_test(tc, test_vault_api_creds_sample_without_lease_is_refused);
+	tcase_add_test(tc,
+		       test_vault_api_creds_sample_without_lease_is_refused);
 	tcase_add_test(tc, test_vault_api_kv2_sample);
 	tcase_add_test(tc, test_vault_api_renew_sample);
 	tcase_add_test(tc, test_vault_api_errors_sample);
