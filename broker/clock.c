@@ -46,3 +46,18 @@ void clock_format_rfc3339(int64_t wall_usec, char *buf, size_t size)
 		       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		       tm.tm_min, tm.tm_sec, msec);
 }
+
+void clock_format_rfc3339_usec(int64_t wall_usec, char *buf, size_t size)
+{
+	time_t secs = (time_t)(wall_usec / 1000000);
+	int usec = (int)(wall_usec % 1000000);
+	struct tm tm;
+
+	if (wall_usec < 0 || gmtime_r(&secs, &tm) == NULL) {
+		(void)snprintf(buf, size, "invalid");
+		return;
+	}
+	(void)snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+		       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		       tm.tm_min, tm.tm_sec, usec);
+}

@@ -31,5 +31,7 @@ static inline int64_t clock_wall(const struct clock *c)
 /* Formats wall microseconds as RFC 3339 UTC with milliseconds
  * ("2026-12-04T14:30:00.123Z") into buf (at least 32 bytes). */
 void clock_format_rfc3339(int64_t wall_usec, char *buf, size_t size);
+/* The same with microseconds ("2026-12-04T14:30:00.123456Z"). */
+void clock_format_rfc3339_usec(int64_t wall_usec, char *buf, size_t size);
 
 #endif

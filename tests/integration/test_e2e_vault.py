@@ -343,9 +343,12 @@ class VaultTest(cbtest.BrokerTestCase):
         # Three failures backed off 1-2, 2-4 and 4-8 s; the hung request
         # was cut at request_timeout (3 s).
         self.assertGreater(took, 1 + 2 + 3)
-        issues = [r for r in self.sim.requests()
-                  if r["path"] == "database/creds/slow"]
-        self.assertEqual(len(issues), 4, issues)
+        # The simulator records a request when it has answered it, so the
+        # hung one may still be pending here.
+        statuses = [r["status"] for r in self.sim.requests()
+                    if r["path"] == "database/creds/slow"]
+        self.assertEqual(statuses.count(429), 2, statuses)
+        self.assertIn(200, statuses)
 
     def test_sealed_vault_keeps_last_good_value(self):
         """Sealed (503): renewals back off, the current credential stays

@@ -40,3 +40,4 @@ cb_unit_test(test_vault_config vault cb_backends)
 add_test(NAME check_samples COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_samples.sh)
 set_tests_properties(check_samples PROPERTIES LABELS vault
 	ENVIRONMENT "CB_SHARED_DIR=${CB_SHARED_DIR}")
+cb_unit_test(test_audit ir cb_broker)
