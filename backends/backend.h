@@ -101,6 +101,14 @@ struct backend_ops {
 	 * outside), another -errno when the question failed. */
 	int (*check)(struct backend *b, const struct lease *lease,
 		     struct errmsg *err);
+	/* Optional.  Proves a revoked lease is dead upstream, for "revoke
+	 * --verify"; values are the credential's (wiped right after).  0
+	 * when proven, -EEXIST when it still works (err says how), another
+	 * -errno when the question failed.  Fills detail (at most
+	 * ERRMSG_MAX) with what was checked. */
+	int (*verify)(struct backend *b, const struct lease *lease,
+		      const struct kv *values, char *detail,
+		      struct errmsg *err);
 	/* Revoke every credential this instance issued that it still knows of,
 	 * and its own upstream identity where it has one. */
 	int (*revoke_all)(struct backend *b, struct errmsg *err);

@@ -1463,6 +1463,100 @@ static int pg_check(struct backend *b, const struct lease *lease,
 	return pg_run(b, pg_check_locked, role, err);
 }
 
+/* A login with the revoked credential itself, which must be refused.
+ * Returns 0 when refused (msg: the server's reason), -EEXIST when it
+ * logged in. */
+static int pg_try_login(const struct kv *values, char *msg, size_t size)
+{
+	static const char *const keys[] = {
+	    "user",   "password",	 "host", "port",
+	    "dbname", "connect_timeout", NULL};
+	char buf[5][256];
+	const char *vals[7];
+	const struct secret *s;
+	size_t i, len;
+	PGconn *c;
+	int r;
+
+	for (i = 0; i < 5; i++) {
+		s = kv_get(values, i == 0 ? "username" : keys[i]);
+		len = 0;
+		if (s != NULL) {
+			len = secret_len(s) < sizeof(buf[i]) - 1
+				  ? secret_len(s)
+				  : sizeof(buf[i]) - 1;
+			memcpy(buf[i], secret_expose(s, NULL), len);
+		}
+		buf[i][len] = '\0';
+		vals[i] = buf[i];
+	}
+	vals[5] = "5";
+	vals[6] = NULL;
+	c = PQconnectdbParams(keys, vals, 0);
+	secret_wipe(buf, sizeof(buf));
+	r = PQstatus(c) == CONNECTION_OK ? -EEXIST : 0;
+	pg_safe_line(PQerrorMessage(c), true, msg, size);
+	PQfinish(c);
+	return r;
+}
+
+struct pg_verify_args {
+	const char *role;
+	char *detail;
+};
+
+static int pg_verify_locked(struct backend *b, void *arg, struct errmsg *err)
+{
+	struct pg_verify_args *a = arg;
+	const char *params[1] = {a->role};
+	PGresult *res = NULL;
+	long sessions;
+	int r;
+
+	r = pg_role_exists(b, a->role, err);
+	if (r > 0)
+		return errmsg_set(err, -EEXIST, "role %s still exists",
+				  a->role);
+	if (r < 0)
+		return r;
+	r = pg_exec(b, "verify: sessions",
+		    "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+		    1, params, 0, &res, err);
+	if (r < 0)
+		return r;
+	sessions = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	if (sessions != 0)
+		return errmsg_set(err, -EEXIST, "%ld sessions of %s remain",
+				  sessions, a->role);
+	return 0;
+}
+
+/* Revoked means: no such role, no session of it, and a login with the
+ * credential refused by the server. */
+static int pg_verify(struct backend *b, const struct lease *lease,
+		     const struct kv *values, char *detail, struct errmsg *err)
+{
+	struct pg_verify_args args = {lease->id, detail};
+	char refused[200] = "";
+	int r;
+
+	if (!pg_role_valid(lease->id))
+		return errmsg_set(err, -EINVAL,
+				  "verify: lease id is not a role name");
+	r = pg_run(b, pg_verify_locked, &args, err);
+	if (r == 0 && values != NULL && kv_get(values, "password") != NULL) {
+		r = pg_try_login(values, refused, sizeof(refused));
+		if (r < 0)
+			return errmsg_set(err, r, "a login as %s still works",
+					  lease->id);
+	}
+	if (r == 0)
+		(void)snprintf(detail, ERRMSG_MAX, "role gone, no session%s%s",
+			       refused[0] ? "; login refused: " : "", refused);
+	return r;
+}
+
 /* Revokes every tracked role (one reconnect when a session dies under
  * us), then closes the admin session. */
 static int pg_revoke_all(struct backend *b, struct errmsg *err)
@@ -1560,6 +1654,7 @@ const struct backend_ops postgres_backend_ops = {
     .renew = pg_renew,
     .revoke = pg_revoke,
     .check = pg_check,
+    .verify = pg_verify,
     .revoke_all = pg_revoke_all,
     .destroy = pg_destroy,
 };

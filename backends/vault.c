@@ -618,6 +618,29 @@ static int vault_check(struct backend *b, const struct lease *lease,
 	return r;
 }
 
+/* A lease lookup must say Vault no longer knows the lease. */
+static int vault_verify(struct backend *b, const struct lease *lease,
+			const struct kv *values, char *detail,
+			struct errmsg *err)
+{
+	int r;
+
+	if (vault_is_kv(lease)) {
+		(void)snprintf(detail, ERRMSG_MAX,
+			       "a KV value: nothing upstream to revoke");
+		return 0;
+	}
+	r = vault_check(b, lease, err);
+	if (r == 0)
+		return errmsg_set(err, -EEXIST, "vault still knows lease %s",
+				  lease->id);
+	if (r != -ENOENT)
+		return r;
+	(void)snprintf(detail, ERRMSG_MAX,
+		       "sys/leases/lookup: the lease is unknown to Vault");
+	return 0;
+}
+
 /* revoke-self revokes the token and every lease created with it. */
 static int vault_revoke_all(struct backend *b, struct errmsg *err)
 {
@@ -730,6 +753,7 @@ const struct backend_ops vault_backend_ops = {
     .revoke = vault_revoke,
     .maintain = vault_maintain,
     .check = vault_check,
+    .verify = vault_verify,
     .revoke_all = vault_revoke_all,
     .destroy = vault_destroy,
 };

@@ -299,10 +299,14 @@ static ssize_t audit_format(struct audit *a, json_t *fields, char **line)
 	    audit_copy_fields(rec, fields) ||
 	    json_object_set_new(rec, "prev", json_string(a->prev)))
 		goto fail;
-	buf = json_dumps(rec, JSON_COMPACT);
+	/* json_dumpb into our buffer: jansson's own allocation would have to
+	 * be released with its (zeroing) allocator. */
+	n = json_dumpb(rec, NULL, 0, JSON_COMPACT);
+	buf = n > 0 ? malloc(n + 1) : NULL;
 	if (buf == NULL)
 		goto fail;
-	n = strlen(buf);
+	(void)json_dumpb(rec, buf, n, JSON_COMPACT);
+	buf[n] = '\0';
 	json_decref(rec);
 	if (n + AUDIT_MAC_SUFFIX_LEN + 2 > AUDIT_MAX_LINE) {
 		free(buf);

@@ -9,8 +9,10 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "broker_int.h"
+#include "freeze.h"
 #include "fs.h"
 #include "log.h"
 
@@ -238,8 +240,8 @@ static int broker_retired_grow(struct broker_secret *s)
  * pathological backlog (an upstream refusing revocations for a thousand
  * rotations) overflows the list; the backend's revoke_all at exit still
  * knows the lease then. */
-static void broker_retire(struct broker *b, size_t slot,
-			  const struct lease *lease, uint64_t deadline)
+void broker_retire(struct broker *b, size_t slot, const struct lease *lease,
+		   uint64_t deadline)
 {
 	struct broker_secret *s = &b->secrets[slot];
 	struct retired_lease *rl;
@@ -277,6 +279,7 @@ static void broker_failed(struct broker *b, size_t slot, const char *what,
 	s->failures++;
 	(void)snprintf(s->last_error, sizeof(s->last_error), "%s: %s", what,
 		       err->text);
+	broker_audit_secret(b, what, s, NULL, r, err->text);
 	log_warnx("event=%s_failed secret=%s errno=%d attempt=%u "
 		  "retry_in_ms=%llu retryable=%s error=\"%s\"",
 		  what, s->cfg->name, -r, s->failures,
@@ -403,6 +406,8 @@ static void broker_do_issue(struct broker *b, size_t slot)
 	s->failures = 0;
 	s->last_error[0] = '\0';
 	s->rotations++;
+	broker_audit_secret(b, s->rotations == 1 ? "issue" : "rotate", s,
+			    &lease, 0, NULL);
 	log_info(
 	    "event=issued secret=%s version=%llu lease=%s ttl_s=%lld",
 	    s->cfg->name, (unsigned long long)s->version_seq, lease.id,
@@ -452,6 +457,7 @@ static void broker_do_renew(struct broker *b, size_t slot)
 	s->failures = 0;
 	s->last_error[0] = '\0';
 	s->renewals++;
+	broker_audit_secret(b, "renew", s, &lease, 0, NULL);
 	log_info("event=renewed secret=%s version=%llu lease=%s", s->cfg->name,
 		 (unsigned long long)s->version_seq, lease.id);
 }
@@ -495,6 +501,7 @@ static void broker_job_expire(struct broker *b, size_t slot)
 		return;
 	log_warnx("event=expired secret=%s lease=%s versions_dropped=%zu",
 		  s->cfg->name, s->lease.id, dropped);
+	broker_audit_secret(b, "expire", s, &s->lease, 0, NULL);
 	s->has_lease = false;
 	kv_clear(&s->values);
 	if (s->state == SECRET_ACTIVE)
@@ -545,6 +552,7 @@ static void broker_job_retire(struct broker *b, size_t slot, uint64_t id)
 		return;
 	}
 	log_info("event=retired secret=%s lease=%s", s->cfg->name, lease.id);
+	broker_audit_secret(b, "retire", s, &lease, 0, NULL);
 	last_seq = rl->last_seq;
 	*rl = s->retired[--s->retired_count];
 	/* Revoked before its expiry (an overlap): its versions go too. */
@@ -603,6 +611,12 @@ static void broker_job_maintain(struct broker *b, size_t backend)
 	}
 	bs->failures = 0;
 	bs->last_error[0] = '\0';
+	if (id.generation != bs->generation && bs->generation != 0)
+		broker_audit(b, "login", broker_actor_scheduler(),
+			     json_pack("{s:s, s:s, s:I}", "backend", cb->name,
+				       "type", cb->ops->type, "identity",
+				       (json_int_t)id.generation),
+			     0, NULL, NULL);
 	if (id.generation != bs->generation) {
 		if (bs->generation != 0)
 			broker_reissue_old_identity(b, backend, id.generation);
@@ -622,6 +636,11 @@ static void broker_check_one(struct broker *b, size_t slot)
 	struct errmsg err = {{0}};
 	uint64_t gen = s->generation;
 	struct lease lease = s->lease;
+	struct revoke_request rq = {.persist = true,
+				    .uid = geteuid(),
+				    .pid = getpid(),
+				    .comm = "lease-check"};
+	char reason[ERRMSG_MAX + 32];
 	json_t *report = NULL;
 	int r;
 
@@ -638,8 +657,12 @@ static void broker_check_one(struct broker *b, size_t slot)
 	log_warnx("event=revoked_upstream secret=%s lease=%s action=frozen "
 		  "detail=\"%s\"",
 		  s->cfg->name, lease.id, err.text);
+	(void)snprintf(reason, sizeof(reason), "revoked upstream: %s",
+		       err.text);
+	rq.slot = slot;
+	rq.reason = reason;
 	pthread_mutex_unlock(&b->lock);
-	(void)broker_revoke_slot(b, slot, &report);
+	(void)broker_revoke(b, &rq, &report);
 	json_decref(report);
 	pthread_mutex_lock(&b->lock);
 }
@@ -727,7 +750,8 @@ void broker_schedule_all(struct broker *b)
 		if (b->cfg->backends[i].ops->maintain != NULL)
 			(void)broker_schedule(b, i, SCHED_MAINTAIN, now, 0);
 	for (i = 0; i < b->cfg->secret_count; i++)
-		(void)broker_schedule(b, i, SCHED_REFRESH, now, 0);
+		if (b->secrets[i].state != SECRET_FROZEN)
+			(void)broker_schedule(b, i, SCHED_REFRESH, now, 0);
 	if (b->cfg->lease_check_usec > 0)
 		(void)broker_schedule(b, 0, SCHED_CHECK,
 				      now + b->cfg->lease_check_usec, 0);
@@ -831,6 +855,27 @@ static int broker_make_backends(struct broker *b, struct errmsg *err)
 	return 0;
 }
 
+/* Secrets a responder froze stay frozen across restarts. */
+static int broker_load_freeze(struct broker *b, struct errmsg *err)
+{
+	size_t i;
+	int r;
+
+	r = freeze_load(b->cfg->state_file, &b->frozen, err);
+	if (r < 0)
+		return r;
+	for (i = 0; i < b->cfg->secret_count; i++) {
+		if (json_object_get(b->frozen, b->cfg->secrets[i].name) == NULL)
+			continue;
+		b->secrets[i].state = SECRET_FROZEN;
+		log_warnx("event=frozen_at_start secret=%s state_file=%s "
+			  "hint=\"credbroker unfreeze %s\"",
+			  b->cfg->secrets[i].name, b->cfg->state_file,
+			  b->cfg->secrets[i].name);
+	}
+	return 0;
+}
+
 int broker_new(struct config *cfg, const struct clock *clk, struct broker **ret,
 	       struct errmsg *err)
 {
@@ -861,6 +906,12 @@ int broker_new(struct config *cfg, const struct clock *clk, struct broker **ret,
 	fs_set_clock(b->fs, clk);
 	store_set_listener(b->store, fs_invalidate, b->fs);
 	r = broker_make_backends(b, err);
+	if (r == 0)
+		r = broker_access_init(b);
+	if (r == 0)
+		r = audit_open(&cfg->audit, clk, &b->audit, err);
+	if (r == 0)
+		r = broker_load_freeze(b, err);
 	if (r < 0)
 		goto fail;
 	*ret = b;
@@ -887,6 +938,10 @@ static int broker_login_all(struct broker *b, struct errmsg *err)
 		const struct config_backend *cb = &b->cfg->backends[i];
 
 		r = cb->ops->login(b->backends[i], err);
+		broker_audit(b, "login", broker_actor_scheduler(),
+			     json_pack("{s:s, s:s}", "backend", cb->name,
+				       "type", cb->ops->type),
+			     r, err->text, NULL);
 		if (r < 0)
 			return errmsg_prefix(
 			    err, r, "backends.%s: login failed", cb->name);
@@ -900,9 +955,15 @@ int broker_start(struct broker *b, struct errmsg *err)
 {
 	int r;
 
+	broker_audit(b, "config_load", json_pack("{s:s}", "type", "broker"),
+		     json_pack("{s:I, s:I}", "secrets",
+			       (json_int_t)b->cfg->secret_count, "backends",
+			       (json_int_t)b->backend_count),
+		     0, NULL, NULL);
 	r = broker_login_all(b, err);
 	if (r < 0)
 		return r;
+	fs_set_access_listener(b->fs, broker_on_access, b);
 	if (b->cfg->mount_fd_socket[0] != '\0')
 		r = fs_mount_from_socket(b->fs, b->cfg->mount_fd_socket, err);
 	else
@@ -1004,6 +1065,10 @@ void broker_stop(struct broker *b)
 	for (i = 0; i < b->cfg->secret_count; i++)
 		store_kill_slot(b->store, i);
 	fs_stop(b->fs);
+	if (b->access.readers != NULL)
+		broker_access_flush(b);
+	broker_audit(b, "stop", json_pack("{s:s}", "type", "broker"), NULL, 0,
+		     NULL, NULL);
 	log_info("event=stopped");
 }
 
@@ -1028,100 +1093,14 @@ void broker_free(struct broker *b)
 	free(b->backends);
 	free(b->backend_state);
 	sched_free(b->sched);
+	audit_close(b->audit);
+	if (b->access.readers != NULL)
+		broker_access_free(b);
+	json_decref(b->frozen);
 	pthread_cond_destroy(&b->wake);
 	pthread_cond_destroy(&b->changed);
 	pthread_mutex_destroy(&b->lock);
 	free(b->secrets);
 	config_free(b->cfg);
 	free(b);
-}
-
-/* Takes every lease of slot out of the scheduler's hands and freezes it;
- * returns how many leases were taken into *ret (owned by the caller), or
- * -ENOMEM with nothing changed. */
-static ssize_t broker_take_leases(struct broker *b, size_t slot,
-				  struct lease **ret)
-{
-	struct broker_secret *s = &b->secrets[slot];
-	struct lease *leases;
-	size_t i, n = 0;
-
-	leases = calloc(s->retired_count + 1, sizeof(*leases));
-	if (leases == NULL)
-		return -ENOMEM;
-	s->state = SECRET_FROZEN;
-	s->generation++;
-	s->force_rotate = false;
-	if (s->has_lease)
-		leases[n++] = s->lease;
-	for (i = 0; i < s->retired_count; i++)
-		leases[n++] = s->retired[i].lease;
-	s->has_lease = false;
-	s->retired_count = 0;
-	kv_clear(&s->values);
-	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_REFRESH);
-	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_EXPIRE);
-	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_RETIRE);
-	pthread_cond_broadcast(&b->changed);
-	*ret = leases;
-	return (ssize_t)n;
-}
-
-/* Revocation wins (invariant 5): the files vanish and the bytes are wiped
- * before any upstream call, so a hung upstream cannot delay the hiding. */
-int broker_revoke_slot(struct broker *b, size_t slot, json_t **result)
-{
-	struct broker_secret *s = &b->secrets[slot];
-	json_t *list = json_array();
-	struct lease *leases = NULL;
-	bool confirmed = true;
-	struct errmsg err;
-	uint64_t start;
-	ssize_t taken;
-	size_t i, n;
-	int r;
-
-	pthread_mutex_lock(&b->lock);
-	taken = broker_take_leases(b, slot, &leases);
-	pthread_mutex_unlock(&b->lock);
-	if (taken < 0) {
-		/* Still hide and wipe: revocation wins even out of memory. */
-		store_kill_slot(b->store, slot);
-		json_decref(list);
-		*result = NULL;
-		return (int)taken;
-	}
-	n = (size_t)taken;
-	store_kill_slot(b->store, slot);
-	for (i = 0; i < n; i++) {
-		err.text[0] = '\0';
-		start = clock_mono(b->clk);
-		r = s->ops->revoke(s->backend, &leases[i], &err);
-		(void)json_array_append_new(
-		    list, json_pack("{s:s, s:b, s:s, s:I}", "lease_id",
-				    leases[i].id, "confirmed", r == 0, "error",
-				    r == 0 ? "" : err.text, "ms",
-				    (json_int_t)((clock_mono(b->clk) - start) /
-						 1000)));
-		if (r == 0) {
-			log_info("event=revoked secret=%s lease=%s",
-				 s->cfg->name, leases[i].id);
-			continue;
-		}
-		confirmed = false;
-		log_warnx("event=revoke_failed secret=%s lease=%s errno=%d "
-			  "error=\"%s\"",
-			  s->cfg->name, leases[i].id, -r, err.text);
-		pthread_mutex_lock(&b->lock);
-		broker_retire(b, slot, &leases[i],
-			      clock_mono(b->clk) +
-				  sched_backoff(0, broker_random()));
-		pthread_mutex_unlock(&b->lock);
-	}
-	log_info("event=frozen secret=%s leases=%zu confirmed=%s", s->cfg->name,
-		 n, confirmed ? "yes" : "no");
-	free(leases);
-	*result = json_pack("{s:s, s:b, s:o}", "name", s->cfg->name,
-			    "confirmed", confirmed, "leases", list);
-	return confirmed ? 0 : -EIO;
 }

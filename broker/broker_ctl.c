@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "broker_int.h"
+#include "freeze.h"
 #include "log.h"
 
 static const char *const state_names[] = {
@@ -58,7 +59,8 @@ static json_t *secret_status(struct broker *b, const struct broker_secret *s)
 	return obj;
 }
 
-static json_t *cmd_status(struct broker *b, const json_t *req)
+static json_t *cmd_status(struct broker *b, const struct control_peer *peer,
+			  const json_t *req)
 {
 	json_t *list = json_array();
 	size_t i;
@@ -74,7 +76,8 @@ static json_t *cmd_status(struct broker *b, const json_t *req)
 			 b->cfg->mount_path, "secrets", list);
 }
 
-static json_t *cmd_ls(struct broker *b, const json_t *req)
+static json_t *cmd_ls(struct broker *b, const struct control_peer *peer,
+		      const json_t *req)
 {
 	json_t *list = json_array(), *files;
 	struct version *v;
@@ -112,42 +115,42 @@ static int find_slot(struct broker *b, const json_t *req, const char **name)
 	return store_slot_find(b->store, *name);
 }
 
-static json_t *cmd_revoke(struct broker *b, const json_t *req)
+/* The incident record is the reply: what was revoked, confirmations,
+ * timings, reason, who asked, and the blast radius. */
+static json_t *cmd_revoke(struct broker *b, const struct control_peer *peer,
+			  const json_t *req)
 {
-	json_t *list = json_array(), *report, *identities = NULL;
-	bool all = json_is_true(json_object_get(req, "all"));
-	bool confirmed = true;
-	const char *name;
-	size_t i;
-	int slot;
+	const json_t *reason = json_object_get(req, "reason");
+	struct revoke_request rq = {
+	    .all = json_is_true(json_object_get(req, "all")),
+	    .verify = json_is_true(json_object_get(req, "verify")),
+	    .persist = true,
+	    .uid = peer->uid,
+	    .pid = peer->pid,
+	    .comm = peer->comm,
+	};
+	json_t *record = NULL;
+	const char *name = "";
+	int slot = 0;
 
-	if (list == NULL)
-		return NULL;
-	slot = all ? 0 : find_slot(b, req, &name);
-	if (slot < 0) {
-		json_decref(list);
+	if (reason != NULL &&
+	    (!json_is_string(reason) || json_string_length(reason) > 512))
+		return reply_error("reason: a string of at most 512 bytes");
+	rq.reason = json_string_value(reason);
+	if (!rq.all)
+		slot = find_slot(b, req, &name);
+	if (slot < 0)
 		return reply_error("no secret named \"%.64s\"", name);
-	}
-	for (i = (size_t)slot; i < b->cfg->secret_count; i++) {
-		report = NULL;
-		if (broker_revoke_slot(b, i, &report) < 0)
-			confirmed = false;
-		if (report != NULL)
-			(void)json_array_append_new(list, report);
-		if (!all)
-			break;
-	}
-	if (!all)
-		return json_pack("{s:b, s:b, s:o}", "ok", 1, "confirmed",
-				 confirmed, "revoked", list);
-	if (broker_revoke_identities(b, &identities) < 0)
-		confirmed = false;
-	return json_pack("{s:b, s:b, s:o, s:o}", "ok", 1, "confirmed",
-			 confirmed, "revoked", list, "identities", identities);
+	rq.slot = (size_t)slot;
+	(void)broker_revoke(b, &rq, &record);
+	return record;
 }
 
-static json_t *cmd_unfreeze(struct broker *b, const json_t *req)
+static json_t *cmd_unfreeze(struct broker *b, const struct control_peer *peer,
+			    const json_t *req)
 {
+	struct errmsg err = {{0}};
+	int saved;
 	struct broker_secret *s;
 	const char *name;
 	int slot = find_slot(b, req, &name);
@@ -164,14 +167,23 @@ static json_t *cmd_unfreeze(struct broker *b, const json_t *req)
 	s->failures = 0;
 	(void)broker_schedule(b, (size_t)slot, SCHED_REFRESH,
 			      clock_mono(b->clk), 0);
+	(void)json_object_del(b->frozen, name);
+	saved = freeze_save(b->cfg->state_file, b->frozen, &err);
 	pthread_mutex_unlock(&b->lock);
+	if (saved < 0)
+		log_warnx("event=freeze_not_saved error=\"%s\"", err.text);
+	broker_audit(
+	    b, "unfreeze",
+	    broker_actor_process("responder", peer->uid, peer->pid, peer->comm),
+	    json_pack("{s:s}", "secret", name), 0, NULL, NULL);
 	log_info("event=unfrozen secret=%s", name);
 	return json_pack("{s:b, s:s}", "ok", 1, "name", name);
 }
 
 /* Waits (bounded) until the rotation publishes or fails, so the command's
  * answer says which. */
-static json_t *cmd_rotate(struct broker *b, const json_t *req)
+static json_t *cmd_rotate(struct broker *b, const struct control_peer *peer,
+			  const json_t *req)
 {
 	uint64_t deadline, before_rot, before_fail;
 	struct broker_secret *s;
@@ -213,7 +225,8 @@ static json_t *cmd_rotate(struct broker *b, const json_t *req)
 	return reply;
 }
 
-static json_t *cmd_ready(struct broker *b, const json_t *req)
+static json_t *cmd_ready(struct broker *b, const struct control_peer *peer,
+			 const json_t *req)
 {
 	json_t *missing = json_array();
 	size_t i;
@@ -232,11 +245,26 @@ static json_t *cmd_ready(struct broker *b, const json_t *req)
 
 static const struct {
 	const char *name;
-	json_t *(*run)(struct broker *b, const json_t *req);
+	json_t *(*run)(struct broker *b, const struct control_peer *peer,
+		       const json_t *req);
 } commands[] = {
     {"status", cmd_status},	{"ls", cmd_ls},		{"revoke", cmd_revoke},
     {"unfreeze", cmd_unfreeze}, {"rotate", cmd_rotate}, {"ready", cmd_ready},
 };
+
+static void broker_audit_command(struct broker *b,
+				 const struct control_peer *peer,
+				 const char *cmd, const json_t *request, int r)
+{
+	const json_t *name = json_object_get(request, "name");
+
+	broker_audit(
+	    b, "control",
+	    broker_actor_process("responder", peer->uid, peer->pid, peer->comm),
+	    json_pack("{s:s, s:s}", "command", cmd, "secret",
+		      json_is_string(name) ? json_string_value(name) : ""),
+	    r, r == -EACCES ? "not a responder" : NULL, NULL);
+}
 
 json_t *broker_control(void *arg, const struct control_peer *peer,
 		       const json_t *request)
@@ -246,14 +274,20 @@ json_t *broker_control(void *arg, const struct control_peer *peer,
 	struct broker *b = arg;
 	size_t i;
 
+	if (request == NULL) {
+		broker_audit_command(b, peer, "(refused)", NULL, -EACCES);
+		return NULL;
+	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(commands[i].name, cmd) != 0)
 			continue;
 		log_info("event=control cmd=%s uid=%u pid=%d comm=\"%s\"", cmd,
 			 (unsigned)peer->uid, (int)peer->pid, peer->comm);
-		return commands[i].run(b, request);
+		broker_audit_command(b, peer, cmd, request, 0);
+		return commands[i].run(b, peer, request);
 	}
 	log_warnx("event=control_unknown uid=%u pid=%d", (unsigned)peer->uid,
 		  (int)peer->pid);
+	broker_audit_command(b, peer, "(unknown)", request, -EINVAL);
 	return reply_error("unknown command \"%.40s\"", cmd);
 }

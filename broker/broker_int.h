@@ -7,9 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "audit.h"
 #include "backend.h"
 #include "broker.h"
 #include "control.h"
+#include "fs.h"
 #include "scheduler.h"
 #include "store.h"
 
@@ -64,6 +68,49 @@ struct broker_backend {
 
 #define BROKER_CHECK_BATCH 10 /* lookups per second, at most */
 
+#define BROKER_ACCESS_MAX_OPEN 256   /* coalescing windows */
+#define BROKER_ACCESS_MAX_READERS 64 /* processes per secret */
+#define BROKER_ACCESS_MAX_VERSIONS 16
+
+/* A window in which repeated opens of one file by one process count
+ * instead of each writing a record. */
+struct access_open {
+	bool used;
+	size_t slot;
+	char file[STORE_MAX_FILE_NAME];
+	uid_t uid;
+	pid_t pid;
+	char comm[32];
+	uint64_t window_start; /* monotonic */
+	uint64_t repeats;      /* opens after the first */
+	uint64_t last_version;
+	int64_t first_wall, last_wall;
+};
+
+/* One process that read a secret: the incident record's blast radius. */
+struct access_reader {
+	uid_t uid;
+	pid_t pid;
+	char comm[32];
+	int64_t first_wall, last_wall;
+	uint64_t opens;
+	size_t version_count;
+	uint64_t versions[BROKER_ACCESS_MAX_VERSIONS];
+};
+
+struct access_readers {
+	size_t count;
+	uint64_t dropped; /* readers past the table */
+	struct access_reader r[BROKER_ACCESS_MAX_READERS];
+};
+
+/* Protected by its own lock: the FUSE thread fills it. */
+struct broker_access {
+	pthread_mutex_t lock;
+	struct access_open open[BROKER_ACCESS_MAX_OPEN];
+	struct access_readers *readers; /* [secret_count] */
+};
+
 struct broker {
 	struct config *cfg;
 	const struct clock *clk;
@@ -75,6 +122,9 @@ struct broker {
 	struct broker_backend *backend_state;
 	struct broker_secret *secrets;
 	size_t check_cursor; /* next slot the lease check visits */
+	struct audit *audit;
+	struct broker_access access;
+	json_t *frozen; /* the freeze list as saved; under lock */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;	/* CLOCK_MONOTONIC; scheduler waits */
@@ -97,15 +147,60 @@ void broker_schedule_all(struct broker *b);
  * (UINT64_MAX when none).  Called with b->lock held; the scheduler thread
  * loops on it, and unit tests call it with a fake clock and no thread. */
 uint64_t broker_run_due(struct broker *b);
-/* Revokes slot upstream and in memory and freezes it; fills *result with a
- * per-lease report.  Returns 0 when every revocation was confirmed, -EIO
+/* Keeps a superseded lease so it is revoked at deadline (retried with
+ * backoff).  Called with b->lock held. */
+void broker_retire(struct broker *b, size_t slot, const struct lease *lease,
+		   uint64_t deadline);
+
+/* incident.c: revocation. */
+struct revoke_request {
+	bool all;	    /* every secret, and the backends' identities */
+	size_t slot;	    /* the secret, when not all */
+	const char *reason; /* the responder's words; may be NULL */
+	bool verify;	    /* prove each revocation upstream */
+	bool persist;	    /* a responder's act: the freeze survives a
+			     * restart, and the incident is audited */
+	uid_t uid;	    /* who asked */
+	pid_t pid;
+	const char *comm;
+};
+/* Hides and freezes the targets, revokes their leases upstream in
+ * parallel, then the identities (all), verifies (verify), wipes, and fills
+ * *record (when not NULL; the caller owns it) with the incident record.
+ * Returns 0 when every revocation (and verification) was confirmed, -EIO
  * when some were not. */
+int broker_revoke(struct broker *b, const struct revoke_request *rq,
+		  json_t **record);
+/* broker_revoke of one secret by the broker itself (shutdown): no freeze
+ * saved, no incident audited. */
 int broker_revoke_slot(struct broker *b, size_t slot, json_t **result);
 /* Revokes every backend's own upstream identity (backend_ops.revoke_all);
  * fills *result (when not NULL) with a per-backend report.  Returns 0 when
  * every backend confirmed, -EIO otherwise. */
 int broker_revoke_identities(struct broker *b, json_t **result);
 uint32_t broker_random(void);
+
+/* broker_audit.c: audit records and file-open accounting. */
+json_t *broker_actor_scheduler(void);
+json_t *broker_actor_process(const char *type, uid_t uid, pid_t pid,
+			     const char *comm);
+/* Writes one record {event, actor, object, result[, error], extra...};
+ * takes the references to actor, object and extra (each may be NULL).
+ * result is "ok" for r == 0, "denied" for -EACCES, else "failed". */
+void broker_audit(struct broker *b, const char *event, json_t *actor,
+		  json_t *object, int r, const char *error, json_t *extra);
+/* A scheduler event on secret s (its current version; lease may be NULL). */
+void broker_audit_secret(struct broker *b, const char *event,
+			 const struct broker_secret *s, const struct lease *l,
+			 int r, const char *error);
+int broker_access_init(struct broker *b);
+void broker_access_free(struct broker *b);
+/* The fs access listener (arg: the broker). */
+void broker_on_access(void *arg, const struct fs_access *ev);
+/* Writes every pending coalesced open record. */
+void broker_access_flush(struct broker *b);
+/* [{uid, pid, comm, versions, opens, first, last}] of slot's readers. */
+json_t *broker_blast_radius(struct broker *b, size_t slot);
 
 /* broker_ctl.c: the control-socket handler. */
 json_t *broker_control(void *arg, const struct control_peer *peer,

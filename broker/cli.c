@@ -60,28 +60,65 @@ static void print_ls(const json_t *reply)
 	}
 }
 
-static void print_revoke(const json_t *reply)
+static void print_blast_radius(const json_t *secret)
 {
-	const json_t *list = json_object_get(reply, "revoked"), *s, *l;
+	const json_t *r, *v;
 	size_t i, j;
 
+	json_array_foreach(json_object_get(secret, "blast_radius"), i, r)
+	{
+		printf(
+		    "  read by uid %lld pid %lld (%s): %lld opens, %s .. %s, "
+		    "versions",
+		    num(r, "uid"), num(r, "pid"),
+		    *str(r, "comm") ? str(r, "comm") : "?", num(r, "opens"),
+		    str(r, "first"), str(r, "last"));
+		json_array_foreach(json_object_get(r, "versions"), j, v)
+		    printf(" %lld", (long long)json_integer_value(v));
+		printf("\n");
+	}
+}
+
+static void print_revoke(const json_t *reply)
+{
+	const json_t *list = json_object_get(reply, "revoked"), *s, *l, *vf;
+	size_t i, j;
+
+	if (*str(reply, "reason"))
+		printf("reason: %s\n", str(reply, "reason"));
 	json_array_foreach(list, i, s)
 	{
 		printf("%s: removed from the mount, wiped, frozen\n",
 		       str(s, "name"));
 		json_array_foreach(json_object_get(s, "leases"), j, l)
-		    printf("  lease %s: %s (%lld ms)%s%s\n", str(l, "lease_id"),
-			   json_is_true(json_object_get(l, "confirmed"))
-			       ? "revoked upstream"
-			       : "NOT CONFIRMED",
-			   num(l, "ms"), *str(l, "error") ? ": " : "",
-			   str(l, "error"));
+		{
+			printf("  lease %s: %s (%lld ms)%s%s\n",
+			       str(l, "lease_id"),
+			       json_is_true(json_object_get(l, "confirmed"))
+				   ? "revoked upstream"
+				   : "NOT CONFIRMED",
+			       num(l, "ms"), *str(l, "error") ? ": " : "",
+			       str(l, "error"));
+			vf = json_object_get(l, "verified");
+			if (vf != NULL)
+				printf("    verified: %s (%s)\n",
+				       json_is_true(json_object_get(vf, "ok"))
+					   ? "yes"
+					   : "NO",
+				       str(vf, "detail"));
+		}
+		print_blast_radius(s);
 	}
 	json_array_foreach(json_object_get(reply, "identities"), i, s) printf(
 	    "backend %s: identity %s%s%s\n", str(s, "backend"),
 	    json_is_true(json_object_get(s, "confirmed")) ? "revoked upstream"
 							  : "NOT CONFIRMED",
 	    *str(s, "error") ? ": " : "", str(s, "error"));
+	printf("%s in %lld ms (files hidden in %lld ms)\n",
+	       json_is_true(json_object_get(reply, "confirmed"))
+		   ? "confirmed"
+		   : "NOT CONFIRMED",
+	       num(reply, "ms"), num(reply, "hidden_ms"));
 }
 
 static void print_rotate(const json_t *reply)
@@ -122,7 +159,7 @@ static const struct cli_verb verbs[] = {
     {"status", "status", 0, print_status},
     {"ls", "ls", 0, print_ls},
     {"rotate", "rotate NAME", 1, print_rotate},
-    {"revoke", "revoke NAME|--all", 1, print_revoke},
+    {"revoke", "revoke NAME|--all [--reason TEXT] [--verify]", 1, print_revoke},
     {"unfreeze", "unfreeze NAME", 1, print_unfreeze},
     {"ready", "ready", 0, print_ready},
 };
@@ -155,14 +192,46 @@ const char *cli_default_socket(void)
 	return CLI_SYSTEM_SOCKET;
 }
 
+/* revoke NAME|--all [--reason TEXT] [--verify] */
+static json_t *cli_revoke_request(int argc, char **argv)
+{
+	const char *name = NULL, *reason = NULL;
+	bool all = false, verify = false;
+	json_t *req;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--all") == 0 && !all && name == NULL)
+			all = true;
+		else if (strcmp(argv[i], "--verify") == 0)
+			verify = true;
+		else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc &&
+			 reason == NULL)
+			reason = argv[++i];
+		else if (argv[i][0] != '-' && name == NULL && !all)
+			name = argv[i];
+		else
+			return NULL;
+	}
+	if (!all && name == NULL)
+		return NULL;
+	req = json_pack("{s:s, s:b, s:b}", "cmd", "revoke", "all", all,
+			"verify", verify);
+	if (req != NULL && name != NULL)
+		(void)json_object_set_new(req, "name", json_string(name));
+	if (req != NULL && reason != NULL)
+		(void)json_object_set_new(req, "reason", json_string(reason));
+	return req;
+}
+
 static json_t *cli_request(const struct cli_verb *v, int argc, char **argv)
 {
+	if (strcmp(v->name, "revoke") == 0)
+		return cli_revoke_request(argc, argv);
 	if (v->nargs == 0)
 		return argc == 1 ? json_pack("{s:s}", "cmd", v->name) : NULL;
 	if (argc != 2)
 		return NULL;
-	if (strcmp(v->name, "revoke") == 0 && strcmp(argv[1], "--all") == 0)
-		return json_pack("{s:s, s:b}", "cmd", v->name, "all", 1);
 	if (argv[1][0] == '-')
 		return NULL;
 	return json_pack("{s:s, s:s}", "cmd", v->name, "name", argv[1]);

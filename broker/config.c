@@ -278,6 +278,61 @@ static int config_parse_control(const json_t *obj, struct config *c,
 	return 0;
 }
 
+/* The audit log: stdout by default (the cluster's log pipeline). */
+static int config_parse_audit(const json_t *obj, struct config *c,
+			      struct errmsg *err)
+{
+	static const char *const keys[] = {"file", "stdout", "key_file",
+					   "max_size", NULL};
+	const json_t *v;
+	int r;
+
+	c->audit.to_stdout = true;
+	if (obj == NULL)
+		return 0;
+	if (!json_is_object(obj))
+		return errmsg_set(err, -EINVAL, "audit: expected an object");
+	r = config_check_keys(obj, "audit", keys, NULL, err);
+	if (r == 0 && (v = json_object_get(obj, "file")) != NULL) {
+		r = config_copy_path(v, "audit.file", c->audit.path,
+				     sizeof(c->audit.path), err);
+		c->audit.to_stdout = false;
+	}
+	if (r == 0 && (v = json_object_get(obj, "key_file")) != NULL)
+		r = config_copy_path(v, "audit.key_file", c->audit.key_file,
+				     sizeof(c->audit.key_file), err);
+	if (r == 0 && (v = json_object_get(obj, "stdout")) != NULL) {
+		if (!json_is_boolean(v))
+			return errmsg_set(err, -EINVAL,
+					  "audit.stdout: "
+					  "expected true or false");
+		c->audit.to_stdout = json_is_true(v);
+	}
+	if (r == 0 && (v = json_object_get(obj, "max_size")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 4096)
+			return errmsg_set(err, -EINVAL,
+					  "audit.max_size: "
+					  "expected bytes, at least 4096");
+		c->audit.max_bytes = (uint64_t)json_integer_value(v);
+	}
+	return r;
+}
+
+/* The freeze list lives beside the control socket unless placed. */
+static int config_parse_state_file(const json_t *v, struct config *c,
+				   struct errmsg *err)
+{
+	const char *slash;
+
+	if (v != NULL)
+		return config_copy_path(v, "state_file", c->state_file,
+					sizeof(c->state_file), err);
+	slash = strrchr(c->control_socket, '/');
+	(void)snprintf(c->state_file, sizeof(c->state_file), "%.*s/state.json",
+		       (int)(slash - c->control_socket), c->control_socket);
+	return 0;
+}
+
 static int config_parse_scalars(const json_t *root, struct config *c,
 				struct errmsg *err)
 {
@@ -745,8 +800,9 @@ static int config_parse_secrets(const json_t *arr, struct config *c,
 static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 {
 	static const char *const keys[] = {
-	    "mount",	"control", "revoke_on_exit",	   "log_level",
-	    "backends", "secrets", "lease_check_interval", NULL};
+	    "mount",	  "control", "revoke_on_exit",	     "log_level",
+	    "backends",	  "secrets", "lease_check_interval", "audit",
+	    "state_file", NULL};
 	int r;
 
 	if (!json_is_object(root))
@@ -767,6 +823,11 @@ static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 					 err);
 	if (r == 0)
 		r = config_parse_scalars(root, c, err);
+	if (r == 0)
+		r = config_parse_audit(json_object_get(root, "audit"), c, err);
+	if (r == 0)
+		r = config_parse_state_file(json_object_get(root, "state_file"),
+					    c, err);
 	if (r == 0)
 		r = config_parse_backends(json_object_get(root, "backends"), c,
 					  err);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "audit.h"
 #include "errmsg.h"
 #include "log.h"
 #include "store.h"
@@ -60,6 +61,9 @@ struct config {
 	uid_t responders[STORE_MAX_READERS];
 	bool revoke_on_exit;
 	uint64_t lease_check_usec; /* ask upstreams if leases live; 0: off */
+	struct audit_config audit;
+	char state_file[PATH_MAX]; /* the freeze list; default: beside the
+				    * control socket */
 	enum log_level log_level;
 	size_t backend_count;
 	struct config_backend backends[CONFIG_MAX_BACKENDS];

@@ -299,6 +299,7 @@ static void control_refuse_peer(struct control_client *cl)
 
 	log_warnx("event=control_denied uid=%u pid=%d comm=\"%s\"",
 		  (unsigned)cl->peer.uid, (int)cl->peer.pid, cl->peer.comm);
+	json_decref(cl->ctl->handler(cl->ctl->arg, &cl->peer, NULL));
 	if (reply != NULL)
 		(void)control_send_json(cl->fd, reply, 100);
 	json_decref(reply);

@@ -27,7 +27,9 @@ struct control_peer {
 };
 
 /* Handles one request; returns a new reply object (never NULL on success:
- * return an {"ok":false,"error":...} object for refusals). */
+ * return an {"ok":false,"error":...} object for refusals).  Also called
+ * with request NULL for a peer refused by uid, so that the refusal can be
+ * audited; that call's return value is dropped. */
 typedef json_t *(*control_handler)(void *arg, const struct control_peer *peer,
 				   const json_t *request);
 

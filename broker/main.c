@@ -2,9 +2,11 @@
  * responder's commands (status, ls, rotate, revoke, unfreeze, ready). */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "cli.h"
 #include "config.h"
@@ -18,18 +20,66 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: credbroker run --config FILE\n"
 		"       credbroker check-config FILE\n"
+		"       credbroker audit verify [--key-file FILE] LOG...\n"
 		"       credbroker [--socket PATH] [--json] COMMAND\n"
 		"commands:\n"
 		"  status              every secret's state, version, lease\n"
 		"  ls                  the files in the mount (values hidden)\n"
 		"  rotate NAME         issue a new credential now\n"
-		"  revoke NAME|--all   hide, revoke upstream, wipe, freeze\n"
+		"  revoke NAME|--all [--reason TEXT] [--verify]\n"
+		"                      hide, revoke upstream, wipe, freeze;\n"
+		"                      prints the incident record\n"
 		"  unfreeze NAME       allow a revoked secret to be issued "
 		"again\n"
 		"  ready               exit 0 once every secret is in the "
 		"mount\n"
 		"exit status: 0 ok, 1 failed, 2 usage or config error, "
 		"3 revocation not confirmed upstream, 4 broker unreachable\n");
+}
+
+/* audit verify [--key-file FILE] LOG...: the files oldest first. */
+static int cmd_audit(int argc, char **argv, bool json)
+{
+	struct audit_verify_result res;
+	struct errmsg err = {{0}};
+	const char *key = "";
+	int first = 2, r;
+
+	if (argc >= 4 && strcmp(argv[2], "--key-file") == 0) {
+		key = argv[3];
+		first = 4;
+	}
+	if (argc < 2 || strcmp(argv[1], "verify") != 0 || first >= argc ||
+	    argv[first][0] == '-') {
+		fprintf(stderr, "usage: credbroker audit verify [--key-file "
+				"FILE] LOG...\n");
+		return CLI_EXIT_USAGE;
+	}
+	r = audit_verify((const char *const *)argv + first,
+			 (size_t)(argc - first), key, &res, &err);
+	if (json)
+		printf("{\"ok\": %s, \"records\": %llu, \"first_seq\": %llu, "
+		       "\"last_seq\": %llu, \"starts_at_genesis\": %s, "
+		       "\"broken_line\": %llu}\n",
+		       r == 0 ? "true" : "false",
+		       (unsigned long long)res.records,
+		       (unsigned long long)res.first_seq,
+		       (unsigned long long)res.last_seq,
+		       res.starts_at_genesis ? "true" : "false",
+		       (unsigned long long)res.broken_line);
+	if (r < 0) {
+		fprintf(stderr, "credbroker audit: %s\n", err.text);
+		return CLI_EXIT_FAILED;
+	}
+	if (!json)
+		printf("ok: %llu records, seq %llu..%llu, %s\n",
+		       (unsigned long long)res.records,
+		       (unsigned long long)res.first_seq,
+		       (unsigned long long)res.last_seq,
+		       res.starts_at_genesis
+			   ? "from the start of the chain"
+			   : "continuing a chain whose start was not given");
+	return CLI_EXIT_OK;
 }
 
 static int cmd_check_config(const char *path)
@@ -126,6 +176,8 @@ int main(int argc, char **argv)
 		return cmd_run(argv[i + 2]);
 	if (strcmp(argv[i], "check-config") == 0 && argc - i == 2)
 		return cmd_check_config(argv[i + 1]);
+	if (strcmp(argv[i], "audit") == 0)
+		return cmd_audit(argc - i, argv + i, json);
 	if (cli_is_command(argv[i]))
 		return cli_run(argc - i, argv + i,
 			       socket_path ? socket_path : cli_default_socket(),

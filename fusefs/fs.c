@@ -164,6 +164,9 @@ struct fs {
 	/* open_lock protects the open list (handles and listings). */
 	pthread_mutex_t open_lock;
 	struct fs_link open;
+
+	fs_access_listener access_fn; /* set before fs_start() */
+	void *access_arg;
 };
 
 static void fs_track(struct fs *fs, struct fs_link *l, bool is_dir)
@@ -520,6 +523,32 @@ static bool fs_is_reader(const struct store_slot_info *info, uid_t uid)
 	return false;
 }
 
+static void fs_report_access(struct fs *fs, const struct fuse_ctx *ctx,
+			     const struct fs_node *n,
+			     const struct store_slot_info *info,
+			     const struct version *v, bool allowed)
+{
+	struct fs_access ev = {
+	    .slot = n->slot,
+	    .secret = info->name,
+	    .file = version_file_name(v, n->file),
+	    .version = version_seq(v),
+	    .uid = ctx->uid,
+	    .gid = ctx->gid,
+	    .pid = ctx->pid,
+	    .allowed = allowed,
+	};
+
+	if (fs->access_fn != NULL)
+		fs->access_fn(fs->access_arg, &ev);
+}
+
+void fs_set_access_listener(struct fs *fs, fs_access_listener fn, void *arg)
+{
+	fs->access_fn = fn;
+	fs->access_arg = arg;
+}
+
 /* Pins the version behind file node n for the caller of req, after the
  * reader check.  Returns 0, -EROFS, -EISDIR, -ENOENT, -EACCES, -ENOMEM. */
 static int fs_open_handle(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
@@ -548,6 +577,7 @@ static int fs_open_handle(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 		log_warnx("event=open_denied secret=%s file=%s uid=%u pid=%d",
 			  info->name, version_file_name(v, n.file),
 			  (unsigned)ctx->uid, (int)ctx->pid);
+		fs_report_access(fs, ctx, &n, info, v, false);
 		r = -EACCES;
 		goto out;
 	}
@@ -559,6 +589,7 @@ static int fs_open_handle(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 		  " uid=%u pid=%d",
 		  info->name, version_file_name(v, n.file), version_seq(v),
 		  (unsigned)ctx->uid, (int)ctx->pid);
+	fs_report_access(fs, ctx, &n, info, v, true);
 	h->v = v;
 	h->idx = n.file;
 	fs_track(fs, &h->link, false);

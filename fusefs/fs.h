@@ -26,6 +26,10 @@
 #ifndef CREDBROKER_FS_H
 #define CREDBROKER_FS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
 #include "errmsg.h"
 #include "store.h"
 
@@ -39,6 +43,25 @@ int fs_new(struct store *st, struct fs **ret)
  * on an open file compare their version's expiry against it.  Call before
  * fs_start(). */
 void fs_set_clock(struct fs *fs, const struct clock *clk);
+/* One open() of a secret's file, allowed or denied, for the audit log.
+ * The strings live only for the call. */
+struct fs_access {
+	size_t slot;
+	const char *secret;
+	const char *file;
+	uint64_t version;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid; /* 0 when the caller is in another pid namespace */
+	bool allowed;
+};
+
+typedef void (*fs_access_listener)(void *arg, const struct fs_access *ev);
+
+/* fn is called on the FUSE thread for every open() of a secret's file,
+ * before the reply, so it must be quick and must not call into the fs.
+ * Call before fs_start(). */
+void fs_set_access_listener(struct fs *fs, fs_access_listener fn, void *arg);
 /* Mounts at mountpoint, a directory (a stale mount left by a crashed run is
  * detached first, with a warning) or "/dev/fd/N" for a /dev/fuse descriptor
  * someone else mounted.  Returns 0, -ENOTDIR/-ENOENT for a bad mountpoint,

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "audit.h"
+#include "zalloc.h"
 
 static char dir[] = "/tmp/cb-audit-XXXXXX";
 static char path[256], key_path[256];
@@ -192,7 +193,7 @@ START_TEST(test_audit_edit_caught)
 	json_object_set_new(j, "result", json_string("denied"));
 	text = json_dumps(j, JSON_COMPACT);
 	(void)snprintf(forged, sizeof(forged), "%s\n", text);
-	free(text);
+	zalloc_free(text);
 	json_decref(j);
 	edit(2, forged, false);
 	ck_assert_int_eq(verify_one(NULL, &res, &err), -EBADMSG);
@@ -381,6 +382,9 @@ int main(void)
 	SRunner *sr = srunner_create(audit_suite());
 	int failed;
 
+	/* As the daemon does: jansson's blocks are wiped, and freeing one
+	 * with free() would be caught. */
+	json_set_alloc_funcs(zalloc_malloc, zalloc_free);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

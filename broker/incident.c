@@ -1,0 +1,332 @@
+/* Revocation, in the order a responder's runbook needs (invariant 5):
+ * every target secret is hidden and frozen first, then its leases are
+ * revoked upstream in parallel (each call bounded by its backend's own
+ * timeouts, so a hung upstream delays only its own answer), then the
+ * backends' identities (revoke --all), then the proof (--verify), then the
+ * credential bytes are wiped, the freeze saved, the hooks run and the
+ * incident record written to the audit log and returned. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_int.h"
+#include "freeze.h"
+#include "log.h"
+
+#define REVOKE_PARALLEL 32
+
+/* One lease to revoke, and what came of it. */
+struct revoke_job {
+	struct broker *b;
+	size_t slot;
+	struct lease lease;
+	struct kv values; /* the current credential's, for --verify only */
+	bool verify;
+	int r;
+	char error[ERRMSG_MAX];
+	uint64_t ms;
+	int verify_r;
+	char verify_detail[ERRMSG_MAX];
+};
+
+struct revoke_plan {
+	size_t count, capacity;
+	struct revoke_job *jobs;
+};
+
+static int broker_plan_add(struct revoke_plan *p, struct broker *b, size_t slot,
+			   const struct lease *lease, struct kv *values,
+			   bool verify)
+{
+	struct revoke_job *grown, *j;
+	size_t cap;
+
+	if (p->count == p->capacity) {
+		cap = p->capacity ? 2 * p->capacity : 16;
+		grown = realloc(p->jobs, cap * sizeof(*grown));
+		if (grown == NULL)
+			return -ENOMEM;
+		p->jobs = grown;
+		p->capacity = cap;
+	}
+	j = &p->jobs[p->count++];
+	memset(j, 0, sizeof(*j));
+	j->b = b;
+	j->slot = slot;
+	j->lease = *lease;
+	j->verify = verify;
+	if (values != NULL) {
+		j->values = *values;
+		values->count = 0;
+	}
+	return 0;
+}
+
+/* Freezes slot and moves its leases (and, for verification, the current
+ * values) into the plan.  Called with b->lock held.  Out of memory, the
+ * leases stay known to the backend's revoke_all. */
+static int broker_take_slot(struct broker *b, size_t slot, bool verify,
+			    struct revoke_plan *p)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	size_t i;
+	int r = 0;
+
+	s->state = SECRET_FROZEN;
+	s->generation++;
+	s->force_rotate = false;
+	if (s->has_lease)
+		r = broker_plan_add(p, b, slot, &s->lease,
+				    verify ? &s->values : NULL, verify);
+	for (i = 0; r == 0 && i < s->retired_count; i++)
+		r = broker_plan_add(p, b, slot, &s->retired[i].lease, NULL,
+				    verify);
+	s->has_lease = false;
+	s->retired_count = 0;
+	kv_clear(&s->values);
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_REFRESH);
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_EXPIRE);
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_RETIRE);
+	pthread_cond_broadcast(&b->changed);
+	return r;
+}
+
+static void *broker_revoke_one(void *arg)
+{
+	struct revoke_job *j = arg;
+	struct broker_secret *s = &j->b->secrets[j->slot];
+	uint64_t start = clock_mono(j->b->clk);
+	struct errmsg err = {{0}};
+
+	j->r = s->ops->revoke(s->backend, &j->lease, &err);
+	j->ms = (clock_mono(j->b->clk) - start) / 1000;
+	(void)snprintf(j->error, sizeof(j->error), "%s", err.text);
+	if (j->verify && j->r == 0) {
+		err.text[0] = '\0';
+		j->verify_r =
+		    s->ops->verify == NULL
+			? -ENOTSUP
+			: s->ops->verify(s->backend, &j->lease, &j->values,
+					 j->verify_detail, &err);
+		if (j->verify_r < 0)
+			(void)snprintf(j->verify_detail,
+				       sizeof(j->verify_detail), "%s",
+				       j->verify_r == -ENOTSUP
+					   ? "the backend cannot verify"
+					   : err.text);
+	}
+	kv_clear(&j->values);
+	return NULL;
+}
+
+/* In waves of REVOKE_PARALLEL threads; a job whose thread cannot start
+ * runs here. */
+static void broker_run_plan(struct revoke_plan *p)
+{
+	pthread_t threads[REVOKE_PARALLEL];
+	bool started[REVOKE_PARALLEL];
+	size_t base, i, n;
+
+	for (base = 0; base < p->count; base += REVOKE_PARALLEL) {
+		n = p->count - base < REVOKE_PARALLEL ? p->count - base
+						      : REVOKE_PARALLEL;
+		for (i = 0; i < n; i++)
+			started[i] =
+			    pthread_create(&threads[i], NULL, broker_revoke_one,
+					   &p->jobs[base + i]) == 0;
+		for (i = 0; i < n; i++) {
+			if (started[i])
+				pthread_join(threads[i], NULL);
+			else
+				(void)broker_revoke_one(&p->jobs[base + i]);
+		}
+	}
+}
+
+static json_t *broker_job_json(const struct revoke_job *j)
+{
+	json_t *o =
+	    json_pack("{s:s, s:b, s:s, s:I}", "lease_id", j->lease.id,
+		      "confirmed", j->r == 0, "error",
+		      j->r == 0 ? "" : j->error, "ms", (json_int_t)j->ms);
+
+	if (o != NULL && j->verify)
+		(void)json_object_set_new(
+		    o, "verified",
+		    json_pack("{s:b, s:s}", "ok", j->r == 0 && j->verify_r == 0,
+			      "detail",
+			      j->r == 0 ? j->verify_detail
+					: "not revoked, so not verified"));
+	return o;
+}
+
+/* Logs and audits each lease's outcome; unconfirmed ones are retried. */
+static bool broker_plan_outcome(struct broker *b, const struct revoke_plan *p,
+				const struct revoke_request *rq)
+{
+	const struct revoke_job *j;
+	bool confirmed = true;
+	size_t i;
+
+	for (i = 0; i < p->count; i++) {
+		j = &p->jobs[i];
+		broker_audit(b, "revoke",
+			     broker_actor_process("responder", rq->uid, rq->pid,
+						  rq->comm),
+			     json_pack("{s:s, s:s}", "secret",
+				       b->cfg->secrets[j->slot].name,
+				       "lease_id", j->lease.id),
+			     j->r, j->error, NULL);
+		if (j->r == 0) {
+			log_info("event=revoked secret=%s lease=%s ms=%llu",
+				 b->cfg->secrets[j->slot].name, j->lease.id,
+				 (unsigned long long)j->ms);
+			if (j->verify && j->verify_r != 0)
+				confirmed = false;
+			continue;
+		}
+		confirmed = false;
+		log_warnx("event=revoke_failed secret=%s lease=%s errno=%d "
+			  "error=\"%s\"",
+			  b->cfg->secrets[j->slot].name, j->lease.id, -j->r,
+			  j->error);
+		pthread_mutex_lock(&b->lock);
+		broker_retire(b, j->slot, &j->lease,
+			      clock_mono(b->clk) +
+				  sched_backoff(0, broker_random()));
+		pthread_mutex_unlock(&b->lock);
+	}
+	return confirmed;
+}
+
+/* Persists the freeze of the targets (unless shutting down), so that a
+ * restart after an incident fetches nothing. */
+static void broker_persist_freeze(struct broker *b,
+				  const struct revoke_request *rq)
+{
+	char when[40];
+	struct errmsg err = {{0}};
+	json_t *entry;
+	size_t i;
+	int r;
+
+	clock_format_rfc3339(clock_wall(b->clk), when, sizeof(when));
+	pthread_mutex_lock(&b->lock);
+	for (i = 0; i < b->cfg->secret_count; i++) {
+		if (!rq->all && i != rq->slot)
+			continue;
+		entry = json_pack("{s:s, s:s, s:I}", "since", when, "reason",
+				  rq->reason ? rq->reason : "", "uid",
+				  (json_int_t)rq->uid);
+		(void)json_object_set_new(b->frozen, b->cfg->secrets[i].name,
+					  entry);
+	}
+	r = freeze_save(b->cfg->state_file, b->frozen, &err);
+	pthread_mutex_unlock(&b->lock);
+	if (r < 0)
+		log_warnx("event=freeze_not_saved error=\"%s\"", err.text);
+}
+
+static json_t *broker_secret_report(struct broker *b, size_t slot,
+				    const struct revoke_plan *p)
+{
+	json_t *leases = json_array();
+	bool confirmed = true;
+	size_t i;
+
+	for (i = 0; leases != NULL && i < p->count; i++) {
+		if (p->jobs[i].slot != slot)
+			continue;
+		confirmed = confirmed && p->jobs[i].r == 0;
+		(void)json_array_append_new(leases,
+					    broker_job_json(&p->jobs[i]));
+	}
+	return json_pack("{s:s, s:b, s:o, s:o}", "name",
+			 b->cfg->secrets[slot].name, "confirmed", confirmed,
+			 "leases", leases, "blast_radius",
+			 broker_blast_radius(b, slot));
+}
+
+static json_t *broker_incident_record(struct broker *b,
+				      const struct revoke_request *rq,
+				      const struct revoke_plan *p,
+				      json_t *identities, bool confirmed,
+				      int64_t started, uint64_t hide_ms)
+{
+	char t0[40], t1[40];
+	json_t *secrets = json_array();
+	size_t i;
+
+	for (i = 0; secrets != NULL && i < b->cfg->secret_count; i++)
+		if (rq->all || i == rq->slot)
+			(void)json_array_append_new(
+			    secrets, broker_secret_report(b, i, p));
+	clock_format_rfc3339(started, t0, sizeof(t0));
+	clock_format_rfc3339(clock_wall(b->clk), t1, sizeof(t1));
+	return json_pack(
+	    "{s:b, s:b, s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o*}", "ok", 1,
+	    "confirmed", confirmed, "scope", rq->all ? "all" : "secret",
+	    "reason", rq->reason ? rq->reason : "", "actor",
+	    broker_actor_process("responder", rq->uid, rq->pid, rq->comm),
+	    "started", t0, "finished", t1, "hidden_ms", (json_int_t)hide_ms,
+	    "ms", (json_int_t)((clock_wall(b->clk) - started) / 1000),
+	    "revoked", secrets, "identities", identities);
+}
+
+int broker_revoke(struct broker *b, const struct revoke_request *rq,
+		  json_t **record)
+{
+	struct revoke_plan plan = {0, 0, NULL};
+	int64_t started = clock_wall(b->clk);
+	json_t *identities = NULL, *rec;
+	uint64_t t0 = clock_mono(b->clk), hide_ms;
+	bool confirmed;
+	size_t i;
+	int r = 0;
+
+	pthread_mutex_lock(&b->lock);
+	for (i = 0; i < b->cfg->secret_count; i++)
+		if ((rq->all || i == rq->slot) &&
+		    broker_take_slot(b, i, rq->verify, &plan) < 0)
+			r = -ENOMEM;
+	pthread_mutex_unlock(&b->lock);
+	for (i = 0; i < b->cfg->secret_count; i++)
+		if (rq->all || i == rq->slot)
+			store_kill_slot(b->store, i);
+	hide_ms = (clock_mono(b->clk) - t0) / 1000;
+	if (rq->persist)
+		broker_persist_freeze(b, rq);
+	broker_run_plan(&plan);
+	confirmed = broker_plan_outcome(b, &plan, rq) && r == 0;
+	if (rq->all && broker_revoke_identities(b, &identities) < 0)
+		confirmed = false;
+	for (i = 0; i < b->cfg->secret_count; i++)
+		if (rq->all || i == rq->slot)
+			log_info("event=frozen secret=%s confirmed=%s",
+				 b->cfg->secrets[i].name,
+				 confirmed ? "yes" : "no");
+	broker_access_flush(b);
+	rec = broker_incident_record(b, rq, &plan, identities, confirmed,
+				     started, hide_ms);
+	free(plan.jobs);
+	if (rq->persist && rec != NULL)
+		broker_audit(b, "incident",
+			     broker_actor_process("responder", rq->uid, rq->pid,
+						  rq->comm),
+			     NULL, confirmed ? 0 : -EIO, NULL,
+			     json_pack("{s:O}", "record", rec));
+	if (record != NULL)
+		*record = rec;
+	else
+		json_decref(rec);
+	return confirmed ? 0 : -EIO;
+}
+
+int broker_revoke_slot(struct broker *b, size_t slot, json_t **result)
+{
+	struct revoke_request rq = {.slot = slot, .comm = "broker"};
+
+	return broker_revoke(b, &rq, result);
+}
