@@ -52,6 +52,7 @@ def write_config(pg):
     config = {
         "mount": {"path": MOUNT, "readers": [uid]},
         "control": {"socket": os.path.join(DEMO, "control.sock")},
+        "audit": {"file": os.path.join(DEMO, "audit.log")},
         "backends": {"pg": {"type": "postgres", "admin_dsn_file": dsn_file}},
         "secrets": [{
             "name": "db", "backend": "pg", "ttl": "20s", "max_ttl": "30s",
@@ -86,6 +87,8 @@ Try, in another terminal, from %(r)s:
     cat secrets/db/dsn            psql "$(cat secrets/db/dsn)" -c 'SELECT * FROM demo_items'
     build/credbroker status       build/credbroker rotate db
     build/credbroker revoke db    build/credbroker unfreeze db
+    build/credbroker revoke --all --reason drill --verify
+    build/credbroker audit verify .demo/audit.log
 Ctrl-C here revokes the role, unmounts and stops PostgreSQL.
 """ % {"m": MOUNT, "r": ROOT}, flush=True)
 
@@ -120,6 +123,12 @@ def main():
     seconds = int(os.environ.get("DEMO_SECONDS", "0") or "0")
     os.makedirs(DEMO, mode=0o755, exist_ok=True)
     os.makedirs(MOUNT, exist_ok=True)
+    # A throwaway database gets fresh roles: a freeze left by an earlier
+    # demo's revoke does not carry over (in production it does).
+    try:
+        os.unlink(os.path.join(DEMO, "state.json"))
+    except FileNotFoundError:
+        pass
     if reachable_by_others(DEMO) or os.geteuid() != 0:
         tempfile.tempdir = DEMO
     else:
