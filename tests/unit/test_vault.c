@@ -105,7 +105,8 @@ static void script(const struct step *steps, size_t n)
 {
 	memset(&fake, 0, sizeof(fake));
 	fake.base.ops = &fake_ops;
-	memcpy(fake.steps, steps, n * sizeof(*steps));
+	if (n > 0)
+		memcpy(fake.steps, steps, n * sizeof(*steps));
 	fake.count = n;
 }
 
