@@ -408,6 +408,8 @@ static void broker_do_issue(struct broker *b, size_t slot)
 	s->rotations++;
 	broker_audit_secret(b, s->rotations == 1 ? "issue" : "rotate", s,
 			    &lease, 0, NULL);
+	if (s->rotations > 1)
+		broker_rotate_hooks(b, slot, s->version_seq, lease.id);
 	log_info(
 	    "event=issued secret=%s version=%llu lease=%s ttl_s=%lld",
 	    s->cfg->name, (unsigned long long)s->version_seq, lease.id,
@@ -788,6 +790,8 @@ static int broker_init_sync(struct broker *b)
 		goto out;
 	}
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->hooks_lock, NULL);
+	pthread_cond_init(&b->hooks_done, NULL);
 	r = 0;
 out:
 	pthread_condattr_destroy(&attr);
@@ -1065,6 +1069,7 @@ void broker_stop(struct broker *b)
 	for (i = 0; i < b->cfg->secret_count; i++)
 		store_kill_slot(b->store, i);
 	fs_stop(b->fs);
+	broker_hooks_wait(b);
 	if (b->access.readers != NULL)
 		broker_access_flush(b);
 	broker_audit(b, "stop", json_pack("{s:s}", "type", "broker"), NULL, 0,
@@ -1100,6 +1105,8 @@ void broker_free(struct broker *b)
 	pthread_cond_destroy(&b->wake);
 	pthread_cond_destroy(&b->changed);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->hooks_lock);
+	pthread_cond_destroy(&b->hooks_done);
 	free(b->secrets);
 	config_free(b->cfg);
 	free(b);

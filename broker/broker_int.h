@@ -124,7 +124,10 @@ struct broker {
 	size_t check_cursor; /* next slot the lease check visits */
 	struct audit *audit;
 	struct broker_access access;
-	json_t *frozen; /* the freeze list as saved; under lock */
+	json_t *frozen;		    /* the freeze list as saved; under lock */
+	pthread_mutex_t hooks_lock; /* protects hooks_running */
+	pthread_cond_t hooks_done;
+	unsigned hooks_running; /* rotation hook threads */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;	/* CLOCK_MONOTONIC; scheduler waits */
@@ -201,6 +204,19 @@ void broker_on_access(void *arg, const struct fs_access *ev);
 void broker_access_flush(struct broker *b);
 /* [{uid, pid, comm, versions, opens, first, last}] of slot's readers. */
 json_t *broker_blast_radius(struct broker *b, size_t slot);
+
+/* broker_hooks.c.  Runs h's on_revoke (revoke) or on_rotate hooks for
+ * event, in order, each bounded by its timeout; appends a result per hook
+ * to results and returns it.  scope names the secret, or "*". */
+json_t *broker_run_hooks(struct broker *b, const struct config_hooks *h,
+			 bool revoke, const char *scope, const json_t *event,
+			 json_t *results);
+/* Runs the rotation hooks of slot (its own, then the global ones) on a
+ * thread of their own.  May be called with b->lock held. */
+void broker_rotate_hooks(struct broker *b, size_t slot, uint64_t version,
+			 const char *lease_id);
+/* Waits for every rotation hook thread. */
+void broker_hooks_wait(struct broker *b);
 
 /* broker_ctl.c: the control-socket handler. */
 json_t *broker_control(void *arg, const struct control_peer *peer,

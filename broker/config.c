@@ -333,6 +333,77 @@ static int config_parse_state_file(const json_t *v, struct config *c,
 	return 0;
 }
 
+/* One list of hooks at path ("hooks.on_revoke"). */
+static int config_parse_hook_list(const json_t *v, const char *path,
+				  struct hook_config **ret, size_t *count,
+				  struct errmsg *err)
+{
+	char p[CONFIG_PATH_LEN];
+	const json_t *item;
+	size_t i;
+	int r;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) > CONFIG_MAX_HOOKS)
+		return errmsg_set(err, -EINVAL,
+				  "%s: expected an array of at "
+				  "most %d hooks",
+				  path, CONFIG_MAX_HOOKS);
+	*ret = calloc(json_array_size(v) + 1, sizeof(**ret));
+	if (*ret == NULL)
+		return -ENOMEM;
+	json_array_foreach(v, i, item)
+	{
+		(void)snprintf(p, sizeof(p), "%s[%zu]", path, i);
+		r = hook_config_parse(item, p, &(*ret)[i], err);
+		if (r < 0)
+			return r;
+		(*count)++;
+	}
+	return 0;
+}
+
+/* {"on_revoke": [...], "on_rotate": [...]} at path ("hooks",
+ * "secrets[2].hooks"). */
+static int config_parse_hooks(const json_t *obj, const char *path,
+			      struct config_hooks *h, struct errmsg *err)
+{
+	static const char *const keys[] = {"on_revoke", "on_rotate", NULL};
+	char p[CONFIG_PATH_LEN];
+	int r;
+
+	if (obj == NULL)
+		return 0;
+	if (!json_is_object(obj))
+		return errmsg_set(err, -EINVAL, "%s: expected an object", path);
+	r = config_check_keys(obj, path, keys, NULL, err);
+	(void)snprintf(p, sizeof(p), "%s.on_revoke", path);
+	if (r == 0)
+		r = config_parse_hook_list(json_object_get(obj, "on_revoke"), p,
+					   &h->on_revoke, &h->revoke_count,
+					   err);
+	(void)snprintf(p, sizeof(p), "%s.on_rotate", path);
+	if (r == 0)
+		r = config_parse_hook_list(json_object_get(obj, "on_rotate"), p,
+					   &h->on_rotate, &h->rotate_count,
+					   err);
+	return r;
+}
+
+static void config_hooks_free(struct config_hooks *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->revoke_count; i++)
+		hook_config_free(&h->on_revoke[i]);
+	for (i = 0; i < h->rotate_count; i++)
+		hook_config_free(&h->on_rotate[i]);
+	free(h->on_revoke);
+	free(h->on_rotate);
+	memset(h, 0, sizeof(*h));
+}
+
 static int config_parse_scalars(const json_t *root, struct config *c,
 				struct errmsg *err)
 {
@@ -729,8 +800,8 @@ static int config_parse_secret(const json_t *obj, const char *path,
 			       struct errmsg *err)
 {
 	static const char *const keys[] = {
-	    "name", "backend", "ttl",	"max_ttl", "uid",     "gid",
-	    "mode", "readers", "files", "refresh", "overlap", NULL};
+	    "name",    "backend", "ttl",     "max_ttl", "uid",	 "gid", "mode",
+	    "readers", "files",	  "refresh", "overlap", "hooks", NULL};
 	const struct config_backend *b;
 	int r;
 
@@ -758,6 +829,13 @@ static int config_parse_secret(const json_t *obj, const char *path,
 		r = config_secret_files(obj, path, s, err);
 	if (r == 0)
 		r = config_secret_backend_cfg(obj, path, b, s, err);
+	if (r == 0) {
+		char p[CONFIG_PATH_LEN];
+
+		config_path_key(p, sizeof(p), path, "hooks");
+		r = config_parse_hooks(json_object_get(obj, "hooks"), p,
+				       &s->hooks, err);
+	}
 	return r;
 }
 
@@ -799,10 +877,17 @@ static int config_parse_secrets(const json_t *arr, struct config *c,
 
 static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 {
-	static const char *const keys[] = {
-	    "mount",	  "control", "revoke_on_exit",	     "log_level",
-	    "backends",	  "secrets", "lease_check_interval", "audit",
-	    "state_file", NULL};
+	static const char *const keys[] = {"mount",
+					   "control",
+					   "revoke_on_exit",
+					   "log_level",
+					   "backends",
+					   "secrets",
+					   "lease_check_interval",
+					   "audit",
+					   "state_file",
+					   "hooks",
+					   NULL};
 	int r;
 
 	if (!json_is_object(root))
@@ -825,6 +910,9 @@ static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 		r = config_parse_scalars(root, c, err);
 	if (r == 0)
 		r = config_parse_audit(json_object_get(root, "audit"), c, err);
+	if (r == 0)
+		r = config_parse_hooks(json_object_get(root, "hooks"), "hooks",
+				       &c->hooks, err);
 	if (r == 0)
 		r = config_parse_state_file(json_object_get(root, "state_file"),
 					    c, err);
@@ -1026,7 +1114,9 @@ void config_free(struct config *c)
 
 	if (c == NULL)
 		return;
+	config_hooks_free(&c->hooks);
 	for (i = 0; i < c->secret_count; i++) {
+		config_hooks_free(&c->secrets[i].hooks);
 		b = &c->backends[c->secrets[i].backend];
 		if (c->secrets[i].backend_cfg != NULL && b->ops != NULL &&
 		    b->ops->free_secret_config != NULL)

@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "errmsg.h"
+#include "hooks.h"
 #include "log.h"
 #include "store.h"
 
@@ -26,6 +27,17 @@
 #define CONFIG_DEFAULT_LEASE_CHECK_USEC (60ULL * 1000000)
 
 struct backend_ops;
+
+#define CONFIG_MAX_HOOKS 8 /* per event, per secret and globally */
+
+/* on_revoke and on_rotate hooks (hooks.h), each list at most
+ * CONFIG_MAX_HOOKS. */
+struct config_hooks {
+	size_t revoke_count;
+	struct hook_config *on_revoke;
+	size_t rotate_count;
+	struct hook_config *on_rotate;
+};
 
 struct config_backend {
 	char name[CONFIG_MAX_NAME];
@@ -48,7 +60,8 @@ struct config_secret {
 	uid_t readers[STORE_MAX_READERS];
 	size_t file_count; /* 0: the backend's default files */
 	char files[STORE_MAX_FILES][STORE_MAX_FILE_NAME];
-	void *backend_cfg; /* ops->parse_secret_config's result */
+	void *backend_cfg;	   /* ops->parse_secret_config's result */
+	struct config_hooks hooks; /* this secret's own */
 };
 
 struct config {
@@ -62,6 +75,7 @@ struct config {
 	bool revoke_on_exit;
 	uint64_t lease_check_usec; /* ask upstreams if leases live; 0: off */
 	struct audit_config audit;
+	struct config_hooks hooks; /* for every secret */
 	char state_file[PATH_MAX]; /* the freeze list; default: beside the
 				    * control socket */
 	enum log_level log_level;

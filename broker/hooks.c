@@ -92,7 +92,10 @@ static void hook_path(char *buf, size_t size, const char *parent,
 	char shown[HOOK_SHOWN_LEN * 4 + 1];
 
 	hook_show(key, shown, sizeof(shown));
-	(void)snprintf(buf, size, "%s.%s", parent, shown);
+	/* Only for messages: a cut path is marked, not an error. */
+	if (snprintf(buf, size, "%s.%s", parent, shown) >= (int)size &&
+	    size >= 4)
+		memcpy(buf + size - 4, "...", 4);
 }
 
 static int hook_check_keys(const json_t *obj, const char *path,
@@ -401,8 +404,8 @@ static int hook_env_add(struct hook_env *env, const char *key, const json_t *v,
 {
 	char name[sizeof(HOOK_ENV_PREFIX) + HOOK_MAX_KEY + 1];
 	char buf[HOOK_MAX_VALUE + 1];
-	const char *val;
-	size_t i, nlen, vlen;
+	const char *val = NULL;
+	size_t i, nlen, vlen = 0;
 	char *var;
 	int r;
 

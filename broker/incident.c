@@ -229,6 +229,45 @@ static void broker_persist_freeze(struct broker *b,
 		log_warnx("event=freeze_not_saved error=\"%s\"", err.text);
 }
 
+/* Each target's own on_revoke hooks, then the global ones once for the
+ * whole revocation. */
+static json_t *broker_revoke_hooks(struct broker *b,
+				   const struct revoke_request *rq,
+				   bool confirmed)
+{
+	const char *reason = rq->reason ? rq->reason : "";
+	const char *scope = rq->all ? "all" : "secret";
+	json_t *results = json_array(), *event;
+	char names[4096] = "";
+	size_t i, len = 0;
+
+	for (i = 0; results != NULL && i < b->cfg->secret_count; i++) {
+		if (!rq->all && i != rq->slot)
+			continue;
+		if (len < sizeof(names))
+			len += (size_t)snprintf(
+			    names + len, sizeof(names) - len, "%s%s",
+			    len ? "," : "", b->cfg->secrets[i].name);
+		event = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "event",
+				  "revoke", "secret", b->cfg->secrets[i].name,
+				  "reason", reason, "scope", scope, "confirmed",
+				  confirmed, "uid", (json_int_t)rq->uid);
+		if (event != NULL)
+			(void)broker_run_hooks(b, &b->cfg->secrets[i].hooks,
+					       true, b->cfg->secrets[i].name,
+					       event, results);
+		json_decref(event);
+	}
+	event = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "event", "revoke",
+			  "secrets", names, "reason", reason, "scope", scope,
+			  "confirmed", confirmed, "uid", (json_int_t)rq->uid);
+	if (results != NULL && event != NULL)
+		(void)broker_run_hooks(b, &b->cfg->hooks, true, "*", event,
+				       results);
+	json_decref(event);
+	return results;
+}
+
 static json_t *broker_secret_report(struct broker *b, size_t slot,
 				    const struct revoke_plan *p)
 {
@@ -252,8 +291,9 @@ static json_t *broker_secret_report(struct broker *b, size_t slot,
 static json_t *broker_incident_record(struct broker *b,
 				      const struct revoke_request *rq,
 				      const struct revoke_plan *p,
-				      json_t *identities, bool confirmed,
-				      int64_t started, uint64_t hide_ms)
+				      json_t *identities, json_t *hooks,
+				      bool confirmed, int64_t started,
+				      uint64_t hide_ms)
 {
 	char t0[40], t1[40];
 	json_t *secrets = json_array();
@@ -266,13 +306,14 @@ static json_t *broker_incident_record(struct broker *b,
 	clock_format_rfc3339(started, t0, sizeof(t0));
 	clock_format_rfc3339(clock_wall(b->clk), t1, sizeof(t1));
 	return json_pack(
-	    "{s:b, s:b, s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o*}", "ok", 1,
-	    "confirmed", confirmed, "scope", rq->all ? "all" : "secret",
-	    "reason", rq->reason ? rq->reason : "", "actor",
+	    "{s:b, s:b, s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o*, s:o*}",
+	    "ok", 1, "confirmed", confirmed, "scope",
+	    rq->all ? "all" : "secret", "reason", rq->reason ? rq->reason : "",
+	    "actor",
 	    broker_actor_process("responder", rq->uid, rq->pid, rq->comm),
 	    "started", t0, "finished", t1, "hidden_ms", (json_int_t)hide_ms,
 	    "ms", (json_int_t)((clock_wall(b->clk) - started) / 1000),
-	    "revoked", secrets, "identities", identities);
+	    "revoked", secrets, "identities", identities, "hooks", hooks);
 }
 
 int broker_revoke(struct broker *b, const struct revoke_request *rq,
@@ -280,7 +321,7 @@ int broker_revoke(struct broker *b, const struct revoke_request *rq,
 {
 	struct revoke_plan plan = {0, 0, NULL};
 	int64_t started = clock_wall(b->clk);
-	json_t *identities = NULL, *rec;
+	json_t *identities = NULL, *hooks, *rec;
 	uint64_t t0 = clock_mono(b->clk), hide_ms;
 	bool confirmed;
 	size_t i;
@@ -308,7 +349,8 @@ int broker_revoke(struct broker *b, const struct revoke_request *rq,
 				 b->cfg->secrets[i].name,
 				 confirmed ? "yes" : "no");
 	broker_access_flush(b);
-	rec = broker_incident_record(b, rq, &plan, identities, confirmed,
+	hooks = rq->persist ? broker_revoke_hooks(b, rq, confirmed) : NULL;
+	rec = broker_incident_record(b, rq, &plan, identities, hooks, confirmed,
 				     started, hide_ms);
 	free(plan.jobs);
 	if (rq->persist && rec != NULL)

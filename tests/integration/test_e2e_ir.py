@@ -25,6 +25,25 @@ from cbtest import BROKER, NOBODY, PgConn, PgError, wait_until  # noqa: E402
 from vaultcase import VaultCase  # noqa: E402
 
 
+class urllib_open:
+    """GET /records of the fixture's HTTPS server, as a context manager
+    yielding the parsed list."""
+
+    def __init__(self, port, ca_file):
+        import ssl
+        import urllib.request
+        ctx = ssl.create_default_context(cafile=ca_file)
+        self.resp = urllib.request.urlopen(
+            "https://localhost:%d/records" % port, context=ctx, timeout=10)
+
+    def __enter__(self):
+        return json.loads(self.resp.read())
+
+    def __exit__(self, *exc):
+        self.resp.close()
+        return False
+
+
 def audit_records(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -261,6 +280,84 @@ class IncidentTest(VaultCase):
             rc, text = verify(path)
             self.assertEqual(rc, 1, "%s not caught: %s" % (what, text))
             self.assertRegex(text, r"tampered-%s\.log:(4|5):" % what, text)
+
+    def hook_script(self):
+        """An exec hook that writes its environment to a file per event."""
+        self.hook_dir = os.path.join(self.tmp, "hook-out")
+        os.mkdir(self.hook_dir)
+        path = os.path.join(self.tmp, "hook.sh")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nenv > \"%s/$CREDBROKER_EVENT-"
+                    "$CREDBROKER_SECRET.env\"\necho hook says hello\n"
+                    % self.hook_dir)
+        os.chmod(path, 0o700)
+        return {"type": "exec", "argv": [path], "timeout": "5s"}
+
+    def hook_env(self, name):
+        path = os.path.join(self.hook_dir, name)
+        self._class_logs.append(path)
+        with open(path) as f:
+            return dict(line.rstrip("\n").split("=", 1) for line in f
+                        if "=" in line)
+
+    def test_hooks_receive_events(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(
+            os.path.dirname(os.path.abspath(__file__))), "sim"))
+        import https_fixture
+        srv = https_fixture.serve(self.pki, False)
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        url = "https://localhost:%d/record" % srv.server_address[1]
+        cfg = self.ir_config("irhook")
+        exec_hook = self.hook_script()
+        cfg["hooks"] = {"on_revoke": [{"type": "http", "url": url,
+                                       "ca_file": self.pki.ca_cert,
+                                       "timeout": "5s"}],
+                        "on_rotate": [exec_hook]}
+        cfg["secrets"][0]["hooks"] = {"on_revoke": [exec_hook]}
+        os.environ["CB_TEST_NOT_FOR_HOOKS"] = "leak"
+        self.addCleanup(os.environ.pop, "CB_TEST_NOT_FOR_HOOKS", None)
+        b = self.start_all(cfg)
+        b.read_secret("db")
+        rc, out, err = self.cli_logged(b, "rotate", "db")
+        self.assertEqual(rc, 0, "%s %s" % (out, err))
+        path = os.path.join(self.hook_dir, "rotate-db.env")
+        wait_until(lambda: os.path.exists(path) and os.path.getsize(path),
+                   10, what="the rotation hook")
+        env = self.hook_env("rotate-db.env")
+        self.assertEqual(env["CREDBROKER_EVENT"], "rotate")
+        self.assertEqual(env["CREDBROKER_SECRET"], "db")
+        self.assertEqual(int(env["CREDBROKER_VERSION"]), out["version"])
+        self.assertEqual(env["CREDBROKER_LEASE_ID"], out["lease_id"])
+        b.read_secret("db")
+
+        rc, out, err = self.cli_logged(b, "revoke", "--all", "--reason",
+                                       "hook drill")
+        self.assertEqual(rc, 0, "%s %s" % (out, err))
+        self.assertEqual([(h["for"], h["ok"]) for h in out["hooks"]],
+                         [("db", True), ("*", True)], out["hooks"])
+        env = self.hook_env("revoke-db.env")
+        self.assertEqual(env["CREDBROKER_REASON"], "hook drill")
+        self.assertEqual(env["CREDBROKER_CONFIRMED"], "true")
+        # A minimal environment: PATH and the event, nothing of ours.
+        self.assertEqual({k for k in env if not k.startswith("CREDBROKER_")}
+                         - {"PWD", "SHLVL", "_"}, {"PATH"}, env)
+        self.assertNotIn("CB_TEST_NOT_FOR_HOOKS", env)
+        with urllib_open(srv.server_address[1], self.pki.ca_cert) as recs:
+            posts = [r for r in recs if r["method"] == "POST"]
+        self.assertEqual(len(posts), 1, posts)
+        self.assertEqual(posts[0]["headers"]["content-type"],
+                         "application/json")
+        event = json.loads(posts[0]["body"])
+        self.assertEqual(event["event"], "revoke")
+        self.assertEqual(event["secrets"], "db,vdb,conf")
+        self.assertEqual(event["reason"], "hook drill")
+        self.assertIn("hook says hello", b.log_text())
+        b.stop()
+        hooks = [r for r in audit_records(self.audit_log)
+                 if r["event"] == "hook"]
+        self.assertEqual(len(hooks), 3, hooks)
+        self.assertTrue(all(r["result"] == "ok" for r in hooks))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,11 @@ then stops the servers, removes the directory and exits with CMD's status.
 
 Paths: /echo (JSON of method, path, headers, body), /status/N, /size/N
 (N bytes), /slow/SECONDS, /drop (closes without answering), /redirect
-(307 to /echo).
+(307 to /echo), /record (stores the request, answers 204), /records (JSON
+list of the stored requests, oldest first), /flaky/N (503 to the first N
+requests to that path over the fixture's life, 204 after), /hits (JSON
+object: requests seen so far per path).  Stored requests and counts are
+shared by both TLS ports.
 """
 
 import http.server
@@ -42,6 +46,9 @@ from testca import TestPki  # noqa: E402
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    lock = threading.Lock()
+    records = []  # /record's requests
+    hits = {}     # requests so far, per path
 
     def log_message(self, fmt, *args):
         pass
@@ -59,6 +66,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = self.path.split("/")
+        with Handler.lock:
+            n = Handler.hits[self.path] = Handler.hits.get(self.path, 0) + 1
         if self.path == "/echo":
             out = {"method": self.command, "path": self.path,
                    "headers": {k.lower(): v for k, v in self.headers.items()},
@@ -76,6 +85,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         elif self.path == "/redirect":
             self._send(307, b"", extra={"Location": "/echo"})
+        elif self.path == "/record":
+            with Handler.lock:
+                Handler.records.append(
+                    {"method": self.command,
+                     "headers": {k.lower(): v
+                                 for k, v in self.headers.items()},
+                     "body": body.decode(errors="replace")})
+            self._send(204, b"")
+        elif self.path == "/records":
+            with Handler.lock:
+                out = json.dumps(Handler.records).encode()
+            self._send(200, out)
+        elif self.path == "/hits":
+            with Handler.lock:
+                out = json.dumps(Handler.hits).encode()
+            self._send(200, out)
+        elif len(parts) == 3 and parts[1] == "flaky":
+            if n <= int(parts[2]):
+                self._send(503, b'{"errors":["flaky"]}')
+            else:
+                self._send(204, b"")
         else:
             self._send(404, b'{"errors":[]}')
 

@@ -268,6 +268,22 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+    /* audit, state_file, hooks */
+    {"{" MOUNT "," FAKE "," SECRET("") ",'audit':{'file':'rel.log'}}", -EINVAL,
+     "audit.file: expected an absolute path"},
+    {"{" MOUNT "," FAKE "," SECRET("") ",'audit':{'max_size':10}}", -EINVAL,
+     "audit.max_size"},
+    {"{" MOUNT "," FAKE "," SECRET("") ",'audit':{'sink':1}}", -EINVAL,
+     "audit.sink: unknown key"},
+    {"{" MOUNT "," FAKE "," SECRET("") ",'state_file':'x'}", -EINVAL,
+     "state_file: expected an absolute path"},
+    {"{" MOUNT "," FAKE "," SECRET("") ",'hooks':{'on_revoke':[{'type':"
+				       "'exec','argv':['rel']}]}}",
+     -EINVAL, "hooks.on_revoke[0].argv[0]"},
+    {"{" MOUNT "," FAKE "," SECRET("") ",'hooks':{'on_exit':[]}}", -EINVAL,
+     "hooks.on_exit: unknown key"},
+    {DOC(",'hooks':{'on_rotate':[{'type':'http','url':'http://x'}]}"), -EINVAL,
+     "secrets[0].hooks.on_rotate[0].url"},
     /* unknown keys, at every level */
     {"{" MOUNT "," FAKE "," SECRET("") ",'extra':1}", -EINVAL,
      "extra: unknown key"},

@@ -41,3 +41,11 @@ add_test(NAME check_samples COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_samples
 set_tests_properties(check_samples PROPERTIES LABELS vault
 	ENVIRONMENT "CB_SHARED_DIR=${CB_SHARED_DIR}")
 cb_unit_test(test_audit ir cb_broker)
+# test_hooks runs under https_fixture.py (a real TLS server on loopback).
+add_executable(test_hooks unit/test_hooks.c)
+target_link_libraries(test_hooks PRIVATE cb_hooks PkgConfig::CHECK)
+add_test(NAME test_hooks COMMAND ${Python3_EXECUTABLE}
+	${CMAKE_CURRENT_SOURCE_DIR}/sim/https_fixture.py --
+	$<TARGET_FILE:test_hooks>)
+set_tests_properties(test_hooks PROPERTIES LABELS ir TIMEOUT 120
+	ENVIRONMENT "CK_DEFAULT_TIMEOUT=60;PYTHONDONTWRITEBYTECODE=1")
