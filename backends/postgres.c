@@ -1463,6 +1463,15 @@ static int pg_check(struct backend *b, const struct lease *lease,
 	return pg_run(b, pg_check_locked, role, err);
 }
 
+static bool pg_auth_refused(const char *msg)
+{
+	return msg != NULL &&
+	       (strstr(msg, "password authentication failed") != NULL ||
+		strstr(msg, "does not exist") != NULL ||
+		strstr(msg, "is not permitted to log in") != NULL ||
+		strstr(msg, "authentication failed") != NULL);
+}
+
 /* A login with the revoked credential itself, which must be refused.
  * Returns 0 when refused (msg: the server's reason), -EEXIST when it
  * logged in. */
@@ -1495,6 +1504,10 @@ static int pg_try_login(const struct kv *values, char *msg, size_t size)
 	c = PQconnectdbParams(keys, vals, 0);
 	secret_wipe(buf, sizeof(buf));
 	r = PQstatus(c) == CONNECTION_OK ? -EEXIST : 0;
+	/* Only the server's refusal proves the credential dead; a login
+	 * that never reached it (host down, timeout) proves nothing. */
+	if (r == 0 && !pg_auth_refused(PQerrorMessage(c)))
+		r = -EIO;
 	pg_safe_line(PQerrorMessage(c), true, msg, size);
 	PQfinish(c);
 	return r;
@@ -1547,9 +1560,14 @@ static int pg_verify(struct backend *b, const struct lease *lease,
 	r = pg_run(b, pg_verify_locked, &args, err);
 	if (r == 0 && values != NULL && kv_get(values, "password") != NULL) {
 		r = pg_try_login(values, refused, sizeof(refused));
-		if (r < 0)
+		if (r == -EEXIST)
 			return errmsg_set(err, r, "a login as %s still works",
 					  lease->id);
+		if (r < 0)
+			return errmsg_set(err, r,
+					  "the login as %s was not refused by "
+					  "the server: %s",
+					  lease->id, refused);
 	}
 	if (r == 0)
 		(void)snprintf(detail, ERRMSG_MAX, "role gone, no session%s%s",

@@ -39,6 +39,8 @@ struct backend {
 	int64_t token_ttl_s;	   /* as granted at login */
 	bool token_renewable;
 	bool token_capped; /* renewal hit max TTL: log in again */
+	bool retired;	   /* revoke_all revoked the identity: no login
+			    * until login() is called again (unfreeze) */
 };
 
 /* One request's outcome, with the body for the caller to parse. */
@@ -262,6 +264,23 @@ static int vault_login(struct backend *b, int64_t now, struct errmsg *err)
 	return 0;
 }
 
+/* The logins the backend starts by itself (no token yet, a 403): none
+ * once revoke_all retired the identity, so a revoked broker does not
+ * quietly hold a fresh token. */
+static int vault_auto_login(struct backend *b, int64_t now, struct errmsg *err)
+{
+	bool retired;
+
+	pthread_mutex_lock(&b->lock);
+	retired = b->retired;
+	pthread_mutex_unlock(&b->lock);
+	if (retired)
+		return errmsg_set(err, -EACCES,
+				  "vault: the identity was revoked "
+				  "(revoke --all); unfreeze logs in again");
+	return vault_login(b, now, err);
+}
+
 /* renew-self; a grant shorter than the token's TTL means max TTL is near,
  * and the next maintain logs in again. */
 static int vault_renew_self(struct backend *b, int64_t now, struct errmsg *err)
@@ -311,6 +330,13 @@ static int vault_maintain(struct backend *b, int64_t now,
 	int r = 0;
 
 	pthread_mutex_lock(&b->lock);
+	if (b->retired) {
+		out->generation = b->generation;
+		out->expires_wall = LEASE_NO_EXPIRY;
+		out->next_wall = now + 3600 * USEC;
+		pthread_mutex_unlock(&b->lock);
+		return 0;
+	}
 	renew_at =
 	    b->token_renewed + (b->token_expires - b->token_renewed) * 2 / 3;
 	login = b->token == NULL || now >= b->token_expires ||
@@ -323,7 +349,7 @@ static int vault_maintain(struct backend *b, int64_t now,
 		login = r == -EACCES;
 	}
 	if (login)
-		r = vault_login(b, now, err);
+		r = vault_auto_login(b, now, err);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&b->lock);
@@ -349,11 +375,13 @@ static int vault_call(struct backend *b, const char *method, const char *path,
 
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (attempt > 0)
-			r = vault_login(b, clock_wall(clock_system()), err);
+			r = vault_auto_login(b, clock_wall(clock_system()),
+					     err);
 		if (r == 0)
 			r = vault_token_copy(b, &token, generation);
 		if (r == 0 && token == NULL)
-			r = vault_login(b, clock_wall(clock_system()), err);
+			r = vault_auto_login(b, clock_wall(clock_system()),
+					     err);
 		if (r == 0 && token == NULL)
 			r = vault_token_copy(b, &token, generation);
 		if (r == 0)
@@ -525,10 +553,15 @@ static int vault_lease_body(const char *lease_id, int64_t increment,
 	return vault_body(json_pack("{s:s}", "lease_id", lease_id), ret);
 }
 
-/* Vault answers 400 for a lease it does not know. */
-static bool vault_lease_unknown(int r)
+/* Vault answers 400 with one of these for a lease it does not know (or
+ * no longer will extend); any other 400 ("failed to revoke entry", a
+ * proxy's refusal) is an error, not proof that the lease is gone. */
+static bool vault_lease_unknown(int r, const struct errmsg *err)
 {
-	return r == -EINVAL;
+	return r == -EINVAL && err != NULL &&
+	       (strstr(err->text, "lease not found") != NULL ||
+		strstr(err->text, "invalid lease") != NULL ||
+		strstr(err->text, "lease expired") != NULL);
 }
 
 static int vault_renew(struct backend *b, const void *secret_cfg,
@@ -556,7 +589,7 @@ static int vault_renew(struct backend *b, const void *secret_cfg,
 	}
 	secret_free(body);
 	vault_reply_free(&reply);
-	if (vault_lease_unknown(r))
+	if (vault_lease_unknown(r, err))
 		return errmsg_set(err, -ENOENT, "vault: lease %s is gone",
 				  lease->id);
 	if (r < 0)
@@ -591,7 +624,7 @@ static int vault_revoke(struct backend *b, const struct lease *lease,
 		r = vault_call(b, "PUT", path, body, &reply, &gen, err);
 	secret_free(body);
 	vault_reply_free(&reply);
-	return vault_lease_unknown(r) ? 0 : r;
+	return vault_lease_unknown(r, err) ? 0 : r;
 }
 
 static int vault_check(struct backend *b, const struct lease *lease,
@@ -610,7 +643,7 @@ static int vault_check(struct backend *b, const struct lease *lease,
 		r = vault_call(b, "PUT", path, body, &reply, &gen, err);
 	secret_free(body);
 	vault_reply_free(&reply);
-	if (vault_lease_unknown(r))
+	if (vault_lease_unknown(r, err))
 		return errmsg_set(err, -ENOENT,
 				  "vault no longer knows lease "
 				  "%s",
@@ -641,8 +674,10 @@ static int vault_verify(struct backend *b, const struct lease *lease,
 	return 0;
 }
 
-/* revoke-self revokes the token and every lease created with it. */
-static int vault_revoke_all(struct backend *b, struct errmsg *err)
+/* revoke-self revokes the token and every lease created with it.  The
+ * identity is retired first, so no login can start meanwhile; one that
+ * was already under way is revoked too. */
+static int vault_revoke_self(struct backend *b, struct errmsg *err)
 {
 	static const char path[] = "auth/token/revoke-self";
 	struct vault_reply reply = {0, NULL};
@@ -652,7 +687,7 @@ static int vault_revoke_all(struct backend *b, struct errmsg *err)
 
 	r = vault_token_copy(b, &token, &gen);
 	if (r < 0 || token == NULL)
-		return r;
+		return r < 0 ? r : 1;
 	r = vault_send(b, "POST", path, token, NULL, &reply, err);
 	if (r == 0 && reply.status / 100 != 2)
 		r = vault_status_error("POST", path, &reply, err);
@@ -661,10 +696,28 @@ static int vault_revoke_all(struct backend *b, struct errmsg *err)
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&b->lock);
-	secret_free(b->token);
-	b->token = NULL;
+	if (b->generation == gen) {
+		secret_free(b->token);
+		b->token = NULL;
+	}
+	r = b->token == NULL ? 1 : 0;
 	pthread_mutex_unlock(&b->lock);
-	return 0;
+	return r;
+}
+
+static int vault_revoke_all(struct backend *b, struct errmsg *err)
+{
+	int attempt, r = 0;
+
+	pthread_mutex_lock(&b->lock);
+	b->retired = true;
+	pthread_mutex_unlock(&b->lock);
+	for (attempt = 0; attempt < 3; attempt++) {
+		r = vault_revoke_self(b, err);
+		if (r != 0)
+			break;
+	}
+	return r < 0 ? r : 0;
 }
 
 int vault_backend_create_with(const struct vault_config *cfg,
@@ -714,8 +767,12 @@ static int vault_create(const void *cfg, struct backend **ret)
 	return vault_backend_create_with(c, http, ret);
 }
 
+/* An explicit login (start, unfreeze) also lifts a retirement. */
 static int vault_login_op(struct backend *b, struct errmsg *err)
 {
+	pthread_mutex_lock(&b->lock);
+	b->retired = false;
+	pthread_mutex_unlock(&b->lock);
 	return vault_login(b, clock_wall(clock_system()), err);
 }
 

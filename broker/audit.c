@@ -188,6 +188,13 @@ out:
 	return r;
 }
 
+static bool audit_ends_with_newline(int fd, uint64_t size)
+{
+	char c = '\n';
+
+	return pread(fd, &c, 1, (off_t)(size - 1)) != 1 || c == '\n';
+}
+
 static int audit_open_file(struct audit *a, struct errmsg *err)
 {
 	struct stat st;
@@ -204,6 +211,11 @@ static int audit_open_file(struct audit *a, struct errmsg *err)
 				  "regular file",
 				  a->cfg.path);
 	a->size = (uint64_t)st.st_size;
+	/* A crash mid-write left a fragment: the next record starts on a
+	 * line of its own (verify still reports the fragment). */
+	if (a->size > 0 && !audit_ends_with_newline(a->fd, a->size) &&
+	    write(a->fd, "\n", 1) == 1)
+		a->size++;
 	return 0;
 }
 
@@ -241,10 +253,17 @@ static int audit_rotate(struct audit *a)
 	char name[PATH_MAX + 16];
 	struct errmsg err;
 
-	audit_rotated_name(a->cfg.path, a->rotations + 1, name, sizeof(name));
-	if (rename(a->cfg.path, name) < 0)
-		return -errno;
-	a->rotations++;
+	/* Never over an existing file: an operator may have pruned the
+	 * oldest ones, so numbers need not start at 1. */
+	for (;;) {
+		audit_rotated_name(a->cfg.path, ++a->rotations, name,
+				   sizeof(name));
+		if (renameat2(AT_FDCWD, a->cfg.path, AT_FDCWD, name,
+			      RENAME_NOREPLACE) == 0)
+			break;
+		if (errno != EEXIST || a->rotations >= AUDIT_MAX_ROTATIONS)
+			return -errno;
+	}
 	close(a->fd);
 	a->fd = -1;
 	return audit_open_file(a, &err);
@@ -290,7 +309,7 @@ static ssize_t audit_format(struct audit *a, json_t *fields, char **line)
 	char when[40], mac[AUDIT_HEX + 1];
 	json_t *rec = json_object();
 	size_t n = 0;
-	char *buf = NULL;
+	char *buf = NULL, *grown;
 
 	clock_format_rfc3339_usec(clock_wall(a->clk), when, sizeof(when));
 	if (rec == NULL ||
@@ -317,9 +336,12 @@ static ssize_t audit_format(struct audit *a, json_t *fields, char **line)
 			free(buf);
 			return -EIO;
 		}
-		buf = realloc(buf, n + AUDIT_MAC_SUFFIX_LEN + 2);
-		if (buf == NULL)
+		grown = realloc(buf, n + AUDIT_MAC_SUFFIX_LEN + 2);
+		if (grown == NULL) {
+			free(buf);
 			return -ENOMEM;
+		}
+		buf = grown;
 		(void)snprintf(buf + n - 1, AUDIT_MAC_SUFFIX_LEN + 3,
 			       AUDIT_MAC_PREFIX "%s\"}", mac);
 		n = strlen(buf);
@@ -338,6 +360,8 @@ static int audit_append(struct audit *a, const char *line, size_t len)
 	if (a->fd >= 0 && a->cfg.max_bytes > 0 && a->size > 0 &&
 	    a->size + len + 1 > a->cfg.max_bytes)
 		r = audit_rotate(a);
+	if (r == 0 && a->cfg.path[0] != '\0' && a->fd < 0)
+		r = -EBADF;
 	if (r == 0 && a->fd >= 0) {
 		r = audit_write_all(a->fd, line, len);
 		if (r == 0)

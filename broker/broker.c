@@ -438,12 +438,9 @@ static void broker_do_renew(struct broker *b, size_t slot)
 	    strcmp(lease.id, s->lease.id) != 0)
 		return;
 	if (r == -ENOENT) {
-		/* The credential vanished upstream: get a new one now. */
-		log_warnx("event=lease_gone secret=%s lease=%s", s->cfg->name,
-			  lease.id);
-		s->has_lease = false;
-		(void)broker_schedule(b, slot, SCHED_REFRESH,
-				      clock_mono(b->clk), 0);
+		/* Gone upstream (revoked there): not served a moment longer,
+		 * as if the lease check had found it. */
+		broker_revoked_upstream(b, slot, err.text);
 		return;
 	}
 	if (r < 0)
@@ -632,18 +629,12 @@ static void broker_job_maintain(struct broker *b, size_t backend)
  * outside (a responder's "vault lease revoke -prefix", a DBA's DROP
  * ROLE): the secret is taken out of the mount and frozen, as if revoked
  * here. */
-static void broker_check_one(struct broker *b, size_t slot)
+static int broker_check_one(struct broker *b, size_t slot)
 {
 	struct broker_secret *s = &b->secrets[slot];
 	struct errmsg err = {{0}};
 	uint64_t gen = s->generation;
 	struct lease lease = s->lease;
-	struct revoke_request rq = {.persist = true,
-				    .uid = geteuid(),
-				    .pid = getpid(),
-				    .comm = "lease-check"};
-	char reason[ERRMSG_MAX + 32];
-	json_t *report = NULL;
 	int r;
 
 	pthread_mutex_unlock(&b->lock);
@@ -654,19 +645,10 @@ static void broker_check_one(struct broker *b, size_t slot)
 		if (r < 0 && r != -ENOENT)
 			log_debug("event=check_failed secret=%s errno=%d",
 				  s->cfg->name, -r);
-		return;
+		return r == -ENOENT ? 0 : r;
 	}
-	log_warnx("event=revoked_upstream secret=%s lease=%s action=frozen "
-		  "detail=\"%s\"",
-		  s->cfg->name, lease.id, err.text);
-	(void)snprintf(reason, sizeof(reason), "revoked upstream: %s",
-		       err.text);
-	rq.slot = slot;
-	rq.reason = reason;
-	pthread_mutex_unlock(&b->lock);
-	(void)broker_revoke(b, &rq, &report);
-	json_decref(report);
-	pthread_mutex_lock(&b->lock);
+	broker_revoked_upstream(b, slot, err.text);
+	return 0;
 }
 
 /* Visits at most BROKER_CHECK_BATCH leases a second, so a broker with many
@@ -684,7 +666,10 @@ static void broker_job_check(struct broker *b)
 		    b->secrets[slot].state != SECRET_ACTIVE)
 			continue;
 		visited++;
-		broker_check_one(b, slot);
+		/* A lookup that failed (an upstream slow or down) ends the
+		 * batch: ten timeouts in a row would stall the scheduler. */
+		if (broker_check_one(b, slot) < 0)
+			break;
 	}
 	now = clock_mono(b->clk);
 	if (b->check_cursor < n) {
@@ -749,7 +734,8 @@ void broker_schedule_all(struct broker *b)
 	size_t i;
 
 	for (i = 0; i < b->backend_count; i++)
-		if (b->cfg->backends[i].ops->maintain != NULL)
+		if (b->cfg->backends[i].ops->maintain != NULL &&
+		    !b->backend_state[i].dormant)
 			(void)broker_schedule(b, i, SCHED_MAINTAIN, now, 0);
 	for (i = 0; i < b->cfg->secret_count; i++)
 		if (b->secrets[i].state != SECRET_FROZEN)
@@ -933,6 +919,57 @@ fail_early:
 	return errmsg_set(err, r, "out of memory");
 }
 
+/* A backend whose every secret is frozen stays logged out until an
+ * unfreeze: a restart after an incident takes no new identity either. */
+static bool broker_backend_needed(const struct broker *b, size_t backend)
+{
+	size_t i;
+
+	for (i = 0; i < b->cfg->secret_count; i++)
+		if (b->cfg->secrets[i].backend == backend &&
+		    b->secrets[i].state != SECRET_FROZEN)
+			return true;
+	return b->cfg->secret_count == 0;
+}
+
+static int broker_login_one(struct broker *b, size_t i, struct errmsg *err)
+{
+	const struct config_backend *cb = &b->cfg->backends[i];
+	int r;
+
+	r = cb->ops->login(b->backends[i], err);
+	broker_audit(
+	    b, "login", broker_actor_scheduler(),
+	    json_pack("{s:s, s:s}", "backend", cb->name, "type", cb->ops->type),
+	    r, err->text, NULL);
+	if (r == 0)
+		log_info("event=login backend=%s type=%s", cb->name,
+			 cb->ops->type);
+	return r;
+}
+
+int broker_wake_backend(struct broker *b, size_t backend, struct errmsg *err)
+{
+	bool dormant;
+	int r;
+
+	pthread_mutex_lock(&b->lock);
+	dormant = b->backend_state[backend].dormant;
+	pthread_mutex_unlock(&b->lock);
+	if (!dormant)
+		return 0;
+	r = broker_login_one(b, backend, err);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&b->lock);
+	b->backend_state[backend].dormant = false;
+	if (b->cfg->backends[backend].ops->maintain != NULL)
+		(void)broker_schedule(b, backend, SCHED_MAINTAIN,
+				      clock_mono(b->clk), 0);
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
 static int broker_login_all(struct broker *b, struct errmsg *err)
 {
 	size_t i;
@@ -941,7 +978,14 @@ static int broker_login_all(struct broker *b, struct errmsg *err)
 	for (i = 0; i < b->backend_count; i++) {
 		const struct config_backend *cb = &b->cfg->backends[i];
 
-		r = cb->ops->login(b->backends[i], err);
+		if (!broker_backend_needed(b, i)) {
+			b->backend_state[i].dormant = true;
+			log_warnx("event=backend_dormant backend=%s "
+				  "reason=\"every secret is frozen\"",
+				  cb->name);
+			continue;
+		}
+		r = broker_login_one(b, i, err);
 		broker_audit(b, "login", broker_actor_scheduler(),
 			     json_pack("{s:s, s:s}", "backend", cb->name,
 				       "type", cb->ops->type),
@@ -949,8 +993,6 @@ static int broker_login_all(struct broker *b, struct errmsg *err)
 		if (r < 0)
 			return errmsg_prefix(
 			    err, r, "backends.%s: login failed", cb->name);
-		log_info("event=login backend=%s type=%s", cb->name,
-			 cb->ops->type);
 	}
 	return 0;
 }
@@ -1017,6 +1059,11 @@ int broker_revoke_identities(struct broker *b, json_t **result)
 		} else {
 			log_info("event=revoked_all backend=%s",
 				 b->cfg->backends[i].name);
+			pthread_mutex_lock(&b->lock);
+			b->backend_state[i].dormant = true;
+			(void)sched_cancel(b->sched, (uint32_t)i,
+					   SCHED_MAINTAIN);
+			pthread_mutex_unlock(&b->lock);
 		}
 		(void)json_array_append_new(
 		    list, json_pack("{s:s, s:b, s:s}", "backend",
@@ -1035,15 +1082,17 @@ int broker_revoke_identities(struct broker *b, json_t **result)
  * hashicorp/vault#6492). */
 static void broker_revoke_on_exit(struct broker *b)
 {
-	json_t *report;
-	size_t i;
+	struct revoke_request rq = {.all = true,
+				    .uid = geteuid(),
+				    .pid = getpid(),
+				    .comm = "shutdown",
+				    .by_broker = true};
+	json_t *report = NULL;
 
-	for (i = 0; i < b->cfg->secret_count; i++) {
-		report = NULL;
-		(void)broker_revoke_slot(b, i, &report);
-		json_decref(report);
-	}
-	(void)broker_revoke_identities(b, NULL);
+	/* Every lease at once, then the identities: a grace period is
+	 * short, and N hung leases must not cost N timeouts. */
+	(void)broker_revoke(b, &rq, &report);
+	json_decref(report);
 }
 
 void broker_stop(struct broker *b)
@@ -1066,7 +1115,7 @@ void broker_stop(struct broker *b)
 	b->control = NULL;
 	if (b->cfg->revoke_on_exit && b->thread_started)
 		broker_revoke_on_exit(b);
-	for (i = 0; i < b->cfg->secret_count; i++)
+	for (i = 0; b->store != NULL && i < b->cfg->secret_count; i++)
 		store_kill_slot(b->store, i);
 	fs_stop(b->fs);
 	broker_hooks_wait(b);

@@ -158,6 +158,11 @@ static json_t *cmd_unfreeze(struct broker *b, const struct control_peer *peer,
 	if (slot < 0)
 		return reply_error("no secret named \"%.64s\"", name);
 	s = &b->secrets[slot];
+	if (broker_wake_backend(b, s->cfg->backend, &err) < 0)
+		return reply_error("secret \"%.64s\": backend %s cannot log "
+				   "in: %s",
+				   name, b->cfg->backends[s->cfg->backend].name,
+				   err.text);
 	pthread_mutex_lock(&b->lock);
 	if (s->state != SECRET_FROZEN) {
 		pthread_mutex_unlock(&b->lock);

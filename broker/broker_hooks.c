@@ -11,6 +11,10 @@
 #include "broker_int.h"
 #include "log.h"
 
+/* Rotation hook threads at once; past that a rotation's hooks are skipped
+ * (and audited as such) rather than piling up behind a slow hook. */
+#define ROTATE_HOOKS_MAX 8
+
 /* What a hook is called in logs and records: argv[0], or "http" (a
  * webhook URL may carry a token). */
 static const char *broker_hook_label(const struct hook_config *h)
@@ -104,8 +108,22 @@ void broker_rotate_hooks(struct broker *b, size_t slot, uint64_t version,
 			       "secret", cs->name, "version",
 			       (json_int_t)version, "lease_id", lease_id);
 	pthread_mutex_lock(&b->hooks_lock);
-	b->hooks_running++;
+	r = b->hooks_running >= ROTATE_HOOKS_MAX ? -EBUSY : 0;
+	if (r == 0)
+		b->hooks_running++;
 	pthread_mutex_unlock(&b->hooks_lock);
+	if (r < 0) {
+		log_warnx("event=hook_skipped secret=%s reason=\"%d hook runs "
+			  "still busy\"",
+			  cs->name, ROTATE_HOOKS_MAX);
+		broker_audit(
+		    b, "hook", broker_actor_scheduler(),
+		    json_pack("{s:s, s:s}", "for", cs->name, "event", "rotate"),
+		    r, "skipped: earlier hook runs still busy", NULL);
+		json_decref(job->event);
+		free(job);
+		return;
+	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	r = job->event == NULL

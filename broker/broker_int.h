@@ -62,6 +62,8 @@ struct broker_secret {
 /* A backend's identity as the broker tracks it (protected by broker.lock). */
 struct broker_backend {
 	uint64_t generation; /* of the backend's current identity */
+	bool dormant; /* not logged in: its identity was revoked, or every
+		       * secret of it was frozen at start; unfreeze wakes it */
 	unsigned failures;
 	char last_error[ERRMSG_MAX + 32];
 };
@@ -166,6 +168,7 @@ struct revoke_request {
 	uid_t uid;	    /* who asked */
 	pid_t pid;
 	const char *comm;
+	bool by_broker; /* the broker's own act (shutdown, lease check) */
 };
 /* Hides and freezes the targets, revokes their leases upstream in
  * parallel, then the identities (all), verifies (verify), wipes, and fills
@@ -174,6 +177,10 @@ struct revoke_request {
  * when some were not. */
 int broker_revoke(struct broker *b, const struct revoke_request *rq,
 		  json_t **record);
+/* The upstream no longer knows slot's lease (revoked from outside): the
+ * secret leaves the mount and is frozen now, and broker_revoke runs on a
+ * thread of its own.  Called with b->lock held. */
+void broker_revoked_upstream(struct broker *b, size_t slot, const char *detail);
 /* broker_revoke of one secret by the broker itself (shutdown): no freeze
  * saved, no incident audited. */
 int broker_revoke_slot(struct broker *b, size_t slot, json_t **result);
@@ -181,6 +188,9 @@ int broker_revoke_slot(struct broker *b, size_t slot, json_t **result);
  * fills *result (when not NULL) with a per-backend report.  Returns 0 when
  * every backend confirmed, -EIO otherwise. */
 int broker_revoke_identities(struct broker *b, json_t **result);
+/* Logs backend in again if it is dormant (before an unfreeze issues from
+ * it).  Called without b->lock.  Returns 0 or the login's -errno. */
+int broker_wake_backend(struct broker *b, size_t backend, struct errmsg *err);
 uint32_t broker_random(void);
 
 /* broker_audit.c: audit records and file-open accounting. */

@@ -10,7 +10,10 @@
 #include "cli.h"
 #include "control.h"
 
+/* revoke waits for upstream timeouts and hooks; the others answer at
+ * once. */
 #define CLI_TIMEOUT_MS 120000
+#define CLI_REVOKE_TIMEOUT_MS 900000
 #define CLI_SYSTEM_SOCKET "/run/credbroker/control.sock"
 #define CLI_DEMO_SOCKET ".demo/control.sock"
 
@@ -265,7 +268,10 @@ int cli_run(int argc, char **argv, const char *socket_path, bool json)
 			v != NULL ? v->usage : "COMMAND");
 		return CLI_EXIT_USAGE;
 	}
-	r = control_call(socket_path, req, CLI_TIMEOUT_MS, &reply, &err);
+	r = control_call(socket_path, req,
+			 strcmp(v->name, "revoke") == 0 ? CLI_REVOKE_TIMEOUT_MS
+							: CLI_TIMEOUT_MS,
+			 &reply, &err);
 	json_decref(req);
 	if (r < 0) {
 		fprintf(stderr, "credbroker: %s\n", err.text);

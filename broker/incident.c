@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker_int.h"
 #include "freeze.h"
@@ -172,13 +173,14 @@ static bool broker_plan_outcome(struct broker *b, const struct revoke_plan *p,
 
 	for (i = 0; i < p->count; i++) {
 		j = &p->jobs[i];
-		broker_audit(b, "revoke",
-			     broker_actor_process("responder", rq->uid, rq->pid,
-						  rq->comm),
-			     json_pack("{s:s, s:s}", "secret",
-				       b->cfg->secrets[j->slot].name,
-				       "lease_id", j->lease.id),
-			     j->r, j->error, NULL);
+		broker_audit(
+		    b, "revoke",
+		    broker_actor_process(rq->by_broker ? "broker" : "responder",
+					 rq->uid, rq->pid, rq->comm),
+		    json_pack("{s:s, s:s}", "secret",
+			      b->cfg->secrets[j->slot].name, "lease_id",
+			      j->lease.id),
+		    j->r, j->error, NULL);
 		if (j->r == 0) {
 			log_info("event=revoked secret=%s lease=%s ms=%llu",
 				 b->cfg->secrets[j->slot].name, j->lease.id,
@@ -310,10 +312,44 @@ static json_t *broker_incident_record(struct broker *b,
 	    "ok", 1, "confirmed", confirmed, "scope",
 	    rq->all ? "all" : "secret", "reason", rq->reason ? rq->reason : "",
 	    "actor",
-	    broker_actor_process("responder", rq->uid, rq->pid, rq->comm),
+	    broker_actor_process(rq->by_broker ? "broker" : "responder",
+				 rq->uid, rq->pid, rq->comm),
 	    "started", t0, "finished", t1, "hidden_ms", (json_int_t)hide_ms,
 	    "ms", (json_int_t)((clock_wall(b->clk) - started) / 1000),
 	    "revoked", secrets, "identities", identities, "hooks", hooks);
+}
+
+/* The record goes to the audit log one secret at a time (each well under
+ * a record's size cap, even with a full reader table), then a summary
+ * without the per-secret parts. */
+static void broker_audit_incident(struct broker *b,
+				  const struct revoke_request *rq,
+				  const json_t *rec, bool confirmed)
+{
+	json_t *summary = json_deep_copy(rec), *s;
+	size_t i;
+
+	json_array_foreach(json_object_get(rec, "revoked"), i, s)
+	{
+		broker_audit(
+		    b, "incident_secret",
+		    broker_actor_process(rq->by_broker ? "broker" : "responder",
+					 rq->uid, rq->pid, rq->comm),
+		    json_pack("{s:O}", "secret", json_object_get(s, "name")),
+		    json_is_true(json_object_get(s, "confirmed")) ? 0 : -EIO,
+		    NULL, json_pack("{s:O}", "detail", s));
+	}
+	if (summary != NULL)
+		(void)json_object_set_new(
+		    summary, "revoked",
+		    json_integer((json_int_t)json_array_size(
+			json_object_get(rec, "revoked"))));
+	broker_audit(
+	    b, "incident",
+	    broker_actor_process(rq->by_broker ? "broker" : "responder",
+				 rq->uid, rq->pid, rq->comm),
+	    NULL, confirmed ? 0 : -EIO, NULL,
+	    json_pack("{s:o}", "record", summary));
 }
 
 int broker_revoke(struct broker *b, const struct revoke_request *rq,
@@ -354,11 +390,7 @@ int broker_revoke(struct broker *b, const struct revoke_request *rq,
 				     started, hide_ms);
 	free(plan.jobs);
 	if (rq->persist && rec != NULL)
-		broker_audit(b, "incident",
-			     broker_actor_process("responder", rq->uid, rq->pid,
-						  rq->comm),
-			     NULL, confirmed ? 0 : -EIO, NULL,
-			     json_pack("{s:O}", "record", rec));
+		broker_audit_incident(b, rq, rec, confirmed);
 	if (record != NULL)
 		*record = rec;
 	else
@@ -371,4 +403,77 @@ int broker_revoke_slot(struct broker *b, size_t slot, json_t **result)
 	struct revoke_request rq = {.slot = slot, .comm = "broker"};
 
 	return broker_revoke(b, &rq, result);
+}
+
+/* A revocation noticed upstream (a lease lookup, a renewal) is handled
+ * like a responder's, on a thread of its own: the scheduler must not wait
+ * for upstream calls and hooks. */
+struct upstream_job {
+	struct broker *b;
+	size_t slot;
+	char reason[ERRMSG_MAX + 32];
+};
+
+static void *broker_upstream_thread(void *arg)
+{
+	struct upstream_job *job = arg;
+	struct broker *b = job->b;
+	struct revoke_request rq = {.slot = job->slot,
+				    .reason = job->reason,
+				    .persist = true,
+				    .uid = geteuid(),
+				    .pid = getpid(),
+				    .comm = "lease-check",
+				    .by_broker = true};
+	json_t *record = NULL;
+
+	(void)broker_revoke(b, &rq, &record);
+	json_decref(record);
+	free(job);
+	pthread_mutex_lock(&b->hooks_lock);
+	b->hooks_running--;
+	pthread_cond_broadcast(&b->hooks_done);
+	pthread_mutex_unlock(&b->hooks_lock);
+	return NULL;
+}
+
+void broker_revoked_upstream(struct broker *b, size_t slot, const char *detail)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	struct upstream_job *job;
+	pthread_attr_t attr;
+	pthread_t thread;
+	int r = -ENOMEM;
+
+	log_warnx("event=revoked_upstream secret=%s lease=%s action=frozen "
+		  "detail=\"%s\"",
+		  s->cfg->name, s->lease.id, detail);
+	/* Out of the mount now; no re-issue meanwhile. */
+	s->state = SECRET_FROZEN;
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_REFRESH);
+	store_kill_slot(b->store, slot);
+	job = calloc(1, sizeof(*job));
+	if (job != NULL) {
+		job->b = b;
+		job->slot = slot;
+		(void)snprintf(job->reason, sizeof(job->reason),
+			       "revoked upstream: %s", detail);
+		pthread_mutex_lock(&b->hooks_lock);
+		b->hooks_running++;
+		pthread_mutex_unlock(&b->hooks_lock);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		r = -pthread_create(&thread, &attr, broker_upstream_thread,
+				    job);
+		pthread_attr_destroy(&attr);
+	}
+	if (r < 0 && job != NULL) {
+		free(job);
+		pthread_mutex_lock(&b->hooks_lock);
+		b->hooks_running--;
+		pthread_mutex_unlock(&b->hooks_lock);
+	}
+	if (r < 0)
+		log_warnx("event=revoke_not_started secret=%s errno=%d",
+			  s->cfg->name, -r);
 }

@@ -51,8 +51,8 @@ def audit_records(path):
 
 class IncidentTest(VaultCase):
 
-    def ir_config(self, role, **extra):
-        self.setup_roles(role)
+    def ir_config(self, role, token_ttl=60, **extra):
+        self.setup_roles(role, token_ttl=token_ttl)
         self.sim.kv2_put("ir/" + role, {"api_key": "kv-" + role})
         cbtest.record_password("kv-" + role)
         secrets = [
@@ -82,7 +82,7 @@ class IncidentTest(VaultCase):
         return rc, out, err
 
     def test_revoke_all_with_postgres_and_vault(self):
-        b = self.start_all(self.ir_config("irall"))
+        b = self.start_all(self.ir_config("irall", token_ttl=3))
         db = b.read_secret("db")
         vdb = self.read(b, "vdb")
         self.assertEqual(cbtest.read_file(b.path("conf", "api_key")),
@@ -144,6 +144,11 @@ class IncidentTest(VaultCase):
         self.assertTrue(tokens and all(t["revoked"] for t in tokens))
         for name in ("db", "vdb", "conf"):
             self.assertEqual(b.secret_status(name)["state"], "frozen")
+        # Past the old token's renewal time, the broker holds no new one.
+        time.sleep(4)
+        live = [t for t in self.sim.tokens().values()
+                if t["role"] == "irall" and not t["revoked"]]
+        self.assertEqual(live, [], "logged in again after revoke --all")
 
         # The incident is in the audit log, and the chain verifies.
         b.stop()
@@ -151,6 +156,9 @@ class IncidentTest(VaultCase):
         incident = [r for r in recs if r["event"] == "incident"]
         self.assertEqual(len(incident), 1)
         self.assertEqual(incident[0]["record"]["reason"], "INC-42 drill")
+        parts = [r for r in recs if r["event"] == "incident_secret"]
+        self.assertEqual(sorted(r["object"]["secret"] for r in parts),
+                         ["conf", "db", "vdb"])
         self.assertEqual(incident[0]["actor"]["type"], "responder")
         events = {r["event"] for r in recs}
         for e in ("config_load", "login", "issue", "open", "control",
@@ -193,6 +201,33 @@ class IncidentTest(VaultCase):
         self.assertEqual(rc, 0, text + err)
         self.assertIn("lease %s: revoked upstream" % vlease, text)
         self.assertTrue(self.sim.leases()[vlease]["revoked"])
+
+    def test_failed_vault_revocation_is_not_confirmed(self):
+        """Vault answers 400 "failed to revoke entry" when its revocation
+        statements fail: exit 3, and the lease is listed."""
+        self.sim.add_k8s_role("irfail", bound_service_account_names=["app"],
+                              bound_service_account_namespaces=["default"],
+                              audience="vault", token_ttl=60)
+        self.sim.add_db_role("irfail", creation_statements=[
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+            "VALID UNTIL '{{expiration}}';"],
+            revocation_statements=["SELECT 1/0;"], default_ttl=60,
+            max_ttl=600)
+        cfg = self.config(secrets=[self.db_secret("vdb", "irfail", "60s")])
+        cfg["backends"]["v"] = self.vault_backend("irfail")
+        b = self.start_broker(cfg)
+        b.wait_active("vdb")
+        files = self.read(b, "vdb")
+        lease = json.loads(files[".lease.json"])["lease_id"]
+        rc, out, err = self.cli_logged(b, "revoke", "vdb")
+        self.assertEqual(rc, 3, "%s %s" % (out, err))
+        got = out["revoked"][0]["leases"][0]
+        self.assertEqual(got["lease_id"], lease)
+        self.assertFalse(got["confirmed"])
+        self.assertIn("failed to revoke", got["error"])
+        self.assertFalse(self.sim.leases()[lease]["revoked"])
+        # Hidden and frozen all the same.
+        self.assertEqual(os.listdir(b.path("vdb")), [])
 
     def test_freeze_survives_restart(self):
         cfg = self.ir_config("irfreeze")

@@ -589,6 +589,26 @@ START_TEST(test_broker_new_identity_reissues_old_leases)
 }
 END_TEST
 
+/* A renewal that finds the lease gone upstream takes the credential out
+ * of the mount at once and freezes, as the lease check would. */
+START_TEST(test_broker_renewal_finding_lease_gone_freezes)
+{
+	struct broker *b = make_broker("30s", "1h");
+
+	run_at(b, now_usec);
+	ck_assert_uint_eq(fake.issues, 1);
+	fake.renew_result = -ENOENT;
+	run_until(b, now_usec + 25 * SEC);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_FROZEN);
+	ck_assert_ptr_null(store_pin_current(b->store, 0));
+	run_until(b, now_usec + 100 * SEC);
+	ck_assert_uint_eq(fake.issues, 1);
+	broker_free(b);
+	/* The revocation ran (on its own thread) before the broker went. */
+	ck_assert_uint_eq(fake.revokes, 1);
+}
+END_TEST
+
 START_TEST(test_broker_lease_revoked_outside_is_frozen)
 {
 	struct broker *b = make_broker_of("fakeid", "1h", "1h");
@@ -706,6 +726,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_polls_unchanged_value_without_churn);
 	tcase_add_test(tc, test_broker_new_identity_reissues_old_leases);
 	tcase_add_test(tc, test_broker_lease_revoked_outside_is_frozen);
+	tcase_add_test(tc, test_broker_renewal_finding_lease_gone_freezes);
 	tcase_add_test(tc, test_broker_every_key_keeps_file_indexes);
 	tcase_add_test(tc, test_broker_overlap_revokes_old_credential_early);
 	suite_add_tcase(s, tc);

@@ -426,21 +426,26 @@ START_TEST(test_vault_revoke_and_check)
 	    {"PUT", "sys/leases/revoke", 204, "", 0},
 	    {"PUT", "sys/leases/revoke", 400,
 	     "{\"errors\":[\"invalid lease\"]}", 0},
+	    {"PUT", "sys/leases/revoke", 400,
+	     "{\"errors\":[\"failed to revoke entry: permission denied\"]}", 0},
 	    {"PUT", "sys/leases/lookup", 200,
 	     "{\"data\":{\"id\":\"database/creds/app/L1\",\"ttl\":20}}", 0},
 	    {"PUT", "sys/leases/lookup", 400,
 	     "{\"errors\":[\"invalid lease\"]}", 0},
+	    {"PUT", "sys/leases/lookup", 400, "{\"errors\":[\"bad request\"]}",
+	     0},
 	    {"POST", "auth/token/revoke-self", 204, "", 0},
 	    LOGIN("hvs.T2", 60),
 	    {"GET", "database/creds/app", 200, CREDS_BODY, 0},
 	};
 	struct vault_secret_config sc = leased();
+	struct backend_identity id;
 	struct lease lease, kvlease;
 	struct errmsg err;
 	struct backend *b;
 	struct kv kv;
 
-	script(steps, 8);
+	script(steps, 10);
 	b = backend();
 	ck_assert_int_eq(vault_backend_ops.login(b, &err), 0);
 	memset(&lease, 0, sizeof(lease));
@@ -449,21 +454,32 @@ START_TEST(test_vault_revoke_and_check)
 	ck_assert_int_eq(vault_backend_ops.revoke(b, &lease, &err), 0);
 	ck_assert_ptr_nonnull(
 	    strstr(fake.seen[1].body, "database/creds/app/L1"));
-	/* Already gone is revoked. */
+	/* Already gone is revoked; a revocation Vault could not carry out
+	 * is not. */
 	ck_assert_int_eq(vault_backend_ops.revoke(b, &lease, &err), 0);
+	ck_assert_int_eq(vault_backend_ops.revoke(b, &lease, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.text, "failed to revoke"));
 	ck_assert_int_eq(vault_backend_ops.check(b, &lease, &err), 0);
 	ck_assert_int_eq(vault_backend_ops.check(b, &lease, &err), -ENOENT);
 	ck_assert_ptr_nonnull(strstr(err.text, "no longer knows"));
+	/* A 400 that does not say the lease is unknown proves nothing. */
+	ck_assert_int_eq(vault_backend_ops.check(b, &lease, &err), -EINVAL);
 	/* A KV value has no lease: no request at all. */
 	kvlease = lease;
 	kvlease.expires_wall = LEASE_NO_EXPIRY;
 	ck_assert_int_eq(vault_backend_ops.revoke(b, &kvlease, &err), 0);
 	ck_assert_int_eq(vault_backend_ops.check(b, &kvlease, &err), 0);
 	ck_assert_int_eq(vault_backend_ops.revoke_all(b, &err), 0);
-	ck_assert_str_eq(fake.seen[5].token, "hvs.T1");
-	/* The token is gone with it: the next request logs in first. */
+	ck_assert_str_eq(fake.seen[7].token, "hvs.T1");
+	/* Retired with it: no request logs in again by itself, and the
+	 * upkeep does nothing, until an explicit login (unfreeze). */
+	ck_assert_int_eq(issue(b, &sc, &lease, &kv, &err), -EACCES);
+	ck_assert_ptr_nonnull(strstr(err.text, "revoke --all"));
+	ck_assert_int_eq(vault_backend_ops.maintain(b, 0, &id, &err), 0);
+	ck_assert_uint_eq(fake.next, 8);
+	ck_assert_int_eq(vault_backend_ops.login(b, &err), 0);
 	ck_assert_int_eq(issue(b, &sc, &lease, &kv, &err), 0);
-	ck_assert_str_eq(fake.seen[7].token, "hvs.T2");
+	ck_assert_str_eq(fake.seen[9].token, "hvs.T2");
 	kv_clear(&kv);
 	vault_backend_ops.destroy(b);
 }
