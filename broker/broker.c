@@ -858,6 +858,13 @@ static int broker_load_freeze(struct broker *b, struct errmsg *err)
 		if (json_object_get(b->frozen, b->cfg->secrets[i].name) == NULL)
 			continue;
 		b->secrets[i].state = SECRET_FROZEN;
+		broker_audit(
+		    b, "freeze", json_pack("{s:s}", "type", "broker"),
+		    json_pack("{s:s}", "secret", b->cfg->secrets[i].name), 0,
+		    NULL,
+		    json_pack("{s:s}", "reason",
+			      "frozen at start "
+			      "(state_file)"));
 		log_warnx("event=frozen_at_start secret=%s state_file=%s "
 			  "hint=\"credbroker unfreeze %s\"",
 			  b->cfg->secrets[i].name, b->cfg->state_file,

@@ -224,6 +224,13 @@ static void broker_persist_freeze(struct broker *b,
 				  (json_int_t)rq->uid);
 		(void)json_object_set_new(b->frozen, b->cfg->secrets[i].name,
 					  entry);
+		broker_audit(
+		    b, "freeze",
+		    broker_actor_process(rq->by_broker ? "broker" : "responder",
+					 rq->uid, rq->pid, rq->comm),
+		    json_pack("{s:s}", "secret", b->cfg->secrets[i].name), 0,
+		    NULL,
+		    json_pack("{s:s}", "reason", rq->reason ? rq->reason : ""));
 	}
 	r = freeze_save(b->cfg->state_file, b->frozen, &err);
 	pthread_mutex_unlock(&b->lock);

@@ -162,7 +162,7 @@ class IncidentTest(VaultCase):
         self.assertEqual(incident[0]["actor"]["type"], "responder")
         events = {r["event"] for r in recs}
         for e in ("config_load", "login", "issue", "open", "control",
-                  "revoke", "incident", "stop"):
+                  "revoke", "freeze", "incident", "stop"):
             self.assertIn(e, events)
         p = subprocess.run([BROKER, "audit", "verify", self.audit_log],
                            capture_output=True, text=True, timeout=30)
