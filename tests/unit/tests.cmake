@@ -49,3 +49,6 @@ add_test(NAME test_hooks COMMAND ${Python3_EXECUTABLE}
 	$<TARGET_FILE:test_hooks>)
 set_tests_properties(test_hooks PROPERTIES LABELS ir TIMEOUT 120
 	ENVIRONMENT "CK_DEFAULT_TIMEOUT=60;PYTHONDONTWRITEBYTECODE=1")
+# Root and /dev/fuse (77: skipped, said so).
+cb_unit_test(test_csi_node fuse cb_csi_node)
+set_tests_properties(test_csi_node PROPERTIES SKIP_RETURN_CODE 77)
