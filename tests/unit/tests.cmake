@@ -52,3 +52,8 @@ set_tests_properties(test_hooks PROPERTIES LABELS ir TIMEOUT 120
 # Root and /dev/fuse (77: skipped, said so).
 cb_unit_test(test_csi_node fuse cb_csi_node)
 set_tests_properties(test_csi_node PROPERTIES SKIP_RETURN_CODE 77)
+# Checked with a real client: @grpc/grpc-js from tests/node (npm ci when
+# node_modules is missing).
+cb_unit_test(test_grpc fuse cb_grpc)
+set_tests_properties(test_grpc PROPERTIES ENVIRONMENT
+	"CK_DEFAULT_TIMEOUT=60;CB_NODE_DIR=${CMAKE_SOURCE_DIR}/tests/node")
