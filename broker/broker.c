@@ -13,6 +13,7 @@
 
 #include "broker_int.h"
 #include "freeze.h"
+#include "hardening.h"
 #include "fs.h"
 #include "log.h"
 
@@ -1004,6 +1005,12 @@ static int broker_login_all(struct broker *b, struct errmsg *err)
 	return 0;
 }
 
+static bool broker_mounted_by_others(const struct broker *b)
+{
+	return b->cfg->mount_fd_socket[0] != '\0' ||
+	       strncmp(b->cfg->mount_path, "/dev/fd/", 8) == 0;
+}
+
 int broker_start(struct broker *b, struct errmsg *err)
 {
 	int r;
@@ -1023,6 +1030,16 @@ int broker_start(struct broker *b, struct errmsg *err)
 		r = fs_mount(b->fs, b->cfg->mount_path, err);
 	if (r < 0)
 		return r;
+	/* Someone else mounted (the CSI plugin): nothing left needs a
+	 * capability, and no thread has started yet to keep one. */
+	if (broker_mounted_by_others(b)) {
+		r = hardening_drop_privileges();
+		if (r < 0)
+			return errmsg_set(err, r, "cannot drop privileges: %s",
+					  strerror(-r));
+		log_info("event=privileges_dropped capabilities=none "
+			 "no_new_privs=1");
+	}
 	r = fs_start(b->fs);
 	if (r < 0)
 		return errmsg_set(err, r, "cannot start the FUSE thread");

@@ -1,6 +1,12 @@
 #include <errno.h>
+#include <stdlib.h>
 #include <signal.h>
+#include <linux/capability.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -31,4 +37,38 @@ void hardening_block_signals(sigset_t *set)
 	sigaddset(set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+static int hardening_last_cap(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	char buf[16] = "";
+	long v;
+
+	if (f != NULL) {
+		if (fgets(buf, sizeof(buf), f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+	}
+	v = strtol(buf, NULL, 10);
+	return v > 0 && v < 64 ? (int)v : 40;
+}
+
+int hardening_drop_privileges(void)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2];
+	int cap, last = hardening_last_cap(), r = 0;
+
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	/* The bounding set needs CAP_SETPCAP to shrink; without it there is
+	 * nothing to gain from it either. */
+	for (cap = 0; cap <= last; cap++)
+		(void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		r = -errno;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 && r == 0)
+		r = -errno;
+	return r;
 }

@@ -9,6 +9,11 @@
 
 /* Returns 0 or -errno when a protection could not be applied. */
 int hardening_apply(void) __attribute__((warn_unused_result));
+/* Drops every capability (effective, permitted, inheritable, ambient, and
+ * the bounding set where allowed) and sets no_new_privs, for the calling
+ * thread and every thread it creates after: call it before any thread
+ * starts.  Returns 0 or -errno. */
+int hardening_drop_privileges(void) __attribute__((warn_unused_result));
 /* Blocks the termination signals in the calling thread (and so in every
  * thread created after) and fills *set with them for sigwait(). */
 void hardening_block_signals(sigset_t *set);

@@ -436,7 +436,7 @@ def broker_copy_for_others():
 class Broker:
     """A running `credbroker run --config FILE`, its stderr in log_path."""
 
-    def __init__(self, cfg, cfg_path, log_path, workdir):
+    def __init__(self, cfg, cfg_path, log_path, workdir, user=None):
         self.cfg = cfg
         self.cfg_path = cfg_path
         self.log_path = log_path
@@ -444,10 +444,15 @@ class Broker:
         self.socket = cfg["control"]["socket"]
         self.workdir = workdir
         self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([BROKER, "run", "--config", cfg_path],
+        # As another uid (an unprivileged broker): the binary from a copy
+        # that uid can reach, no supplementary groups.
+        kw = {} if user is None else dict(user=user, group=user,
+                                          extra_groups=[])
+        binary = BROKER if user is None else broker_copy_for_others()
+        self.proc = subprocess.Popen([binary, "run", "--config", cfg_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log,
-                                     cwd=workdir)
+                                     cwd=workdir, **kw)
         self.pid = self.proc.pid
         self.cli_log = log_path + ".cli"
         self._harvest = threading.Thread(target=self._harvest_loop,
@@ -776,10 +781,12 @@ class BrokerTestCase(unittest.TestCase):
             json.dump(cfg, f, indent=2)
         return path
 
-    def start_broker(self, cfg, name="broker"):
+    def start_broker(self, cfg, name="broker", user=None):
         cfg_path = self.write_config(cfg, name + ".json")
+        if user is not None:
+            os.chown(cfg_path, user, user)
         b = Broker(cfg, cfg_path, os.path.join(self.tmp, name + ".log"),
-                   self.tmp)
+                   self.tmp, user=user)
         self.brokers.append(b)
         return b
 

@@ -1,13 +1,15 @@
 // Drives credbroker-csi the way kubelet does, with @grpc/grpc-js and
 // @grpc/proto-loader loading tests/node/csi.proto: every RPC, idempotent
 // publish and unpublish, refusals, UNIMPLEMENTED, and a malformed message.
-// Usage: node csi_client.mjs SOCKET TARGET_PATH TOKEN
-// Prints one line per check; exits 0 when all pass, 1 otherwise.
+// Usage: node csi_client.mjs SOCKET TARGET_PATH TOKEN [publish|unpublish]
+// Without a mode it runs every check; a mode makes that one call (as
+// kubelet would before and after a pod runs).  Prints one line per check;
+// exits 0 when all pass, 1 otherwise.
 import fs from 'node:fs';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 
-const [sock, target, token] = process.argv.slice(2);
+const [sock, target, token, mode] = process.argv.slice(2);
 const def = protoLoader.loadSync(new URL('./csi.proto', import.meta.url).pathname,
   {keepCase: true, longs: String, enums: String, defaults: true, oneofs: true});
 const csi = grpc.loadPackageDefinition(def).csi.v1;
@@ -49,6 +51,15 @@ const publish = {
     handoffVolume: 'handoff',
   },
 };
+
+if (mode === 'publish' || mode === 'unpublish') {
+  const r = mode === 'publish'
+    ? await call(node, 'NodePublishVolume', publish)
+    : await call(node, 'NodeUnpublishVolume', {volume_id: publish.volume_id, target_path: target});
+  check(mode, !r.err, r.err && r.err.details);
+  identity.close(); node.close();
+  process.exit(failed ? 1 : 0);
+}
 
 let r = await call(identity, 'GetPluginInfo', {});
 check('GetPluginInfo', !r.err && r.res.name === 'csi.credbroker.io' && r.res.vendor_version, r);
