@@ -1005,6 +1005,29 @@ static int broker_login_all(struct broker *b, struct errmsg *err)
 	return 0;
 }
 
+static const char *broker_str_or(const json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v != NULL ? v : "?";
+}
+
+/* Who the mount belongs to, as the CSI plugin said: logged and audited. */
+static void broker_note_handoff(struct broker *b)
+{
+	const char *info = fs_handoff_info(b->fs);
+	json_t *o = json_loads(info, JSON_REJECT_DUPLICATES, NULL);
+	json_t *pod = json_object_get(o, "pod");
+
+	log_info("event=handoff_received pod=%.64s/%.64s pod_uid=%.64s",
+		 broker_str_or(pod, "namespace"), broker_str_or(pod, "name"),
+		 broker_str_or(pod, "uid"));
+	broker_audit(b, "handoff", json_pack("{s:s}", "type", "broker"),
+		     json_is_object(pod) ? json_incref(pod) : json_object(), 0,
+		     NULL, NULL);
+	json_decref(o);
+}
+
 static bool broker_mounted_by_others(const struct broker *b)
 {
 	return b->cfg->mount_fd_socket[0] != '\0' ||
@@ -1032,6 +1055,8 @@ int broker_start(struct broker *b, struct errmsg *err)
 		return r;
 	/* Someone else mounted (the CSI plugin): nothing left needs a
 	 * capability, and no thread has started yet to keep one. */
+	if (b->cfg->mount_fd_socket[0] != '\0')
+		broker_note_handoff(b);
 	if (broker_mounted_by_others(b)) {
 		r = hardening_drop_privileges();
 		if (r < 0)

@@ -165,7 +165,8 @@ struct fs {
 	pthread_mutex_t open_lock;
 	struct fs_link open;
 
-	fs_access_listener access_fn; /* set before fs_start() */
+	char handoff_info[FS_HANDOFF_INFO_MAX]; /* fs_mount_from_socket */
+	fs_access_listener access_fn;		/* set before fs_start() */
 	void *access_arg;
 };
 
@@ -541,6 +542,11 @@ static void fs_report_access(struct fs *fs, const struct fuse_ctx *ctx,
 
 	if (fs->access_fn != NULL)
 		fs->access_fn(fs->access_arg, &ev);
+}
+
+const char *fs_handoff_info(const struct fs *fs)
+{
+	return fs->handoff_info;
 }
 
 void fs_set_access_listener(struct fs *fs, fs_access_listener fn, void *arg)
@@ -1382,14 +1388,19 @@ int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
 }
 
 /* Receives exactly one descriptor on sock; closes any extra ones. */
-static int fs_recv_fd(int sock, int *ret, struct errmsg *err)
+/* The descriptor, and the helper's payload (its first bytes come with the
+ * descriptor, the rest until the helper closes) into info. */
+static int fs_recv_fd(int sock, int *ret, char *info, size_t info_size,
+		      struct errmsg *err)
 {
-	char data[64];
+	char *data = info;
+	size_t have;
+	ssize_t more;
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * FS_SOCKET_MAX_FDS)];
 		struct cmsghdr align;
 	} ctl;
-	struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+	struct iovec iov = {.iov_base = data, .iov_len = info_size - 1};
 	struct msghdr msg = {.msg_iov = &iov,
 			     .msg_iovlen = 1,
 			     .msg_control = ctl.buf,
@@ -1414,6 +1425,12 @@ static int fs_recv_fd(int sock, int *ret, struct errmsg *err)
 			       sizeof(int));
 	}
 	if (nfds == 1 && !(msg.msg_flags & MSG_CTRUNC)) {
+		have = (size_t)got;
+		while (have < info_size - 1 &&
+		       (more = recv(sock, info + have, info_size - 1 - have,
+				    0)) > 0)
+			have += (size_t)more;
+		info[have] = '\0';
 		*ret = fds[0];
 		return 0;
 	}
@@ -1462,7 +1479,8 @@ int fs_mount_from_socket(struct fs *fs, const char *path, struct errmsg *err)
 	sock = fs_connect(path, err);
 	if (sock < 0)
 		return sock;
-	r = fs_recv_fd(sock, &fd, err);
+	r = fs_recv_fd(sock, &fd, fs->handoff_info, sizeof(fs->handoff_info),
+		       err);
 	close(sock);
 	if (r < 0)
 		return r;

@@ -70,6 +70,8 @@ void fs_set_access_listener(struct fs *fs, fs_access_listener fn, void *arg);
  * the caller keeps it. */
 int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
     __attribute__((warn_unused_result));
+#define FS_HANDOFF_INFO_MAX 4096
+
 /* Connects to the Unix socket at path, receives one /dev/fuse descriptor
  * (SCM_RIGHTS, exactly one, a character device) from the privileged helper
  * that mounted it, and mounts it as "/dev/fd/N".  Returns 0, a connect
@@ -77,6 +79,10 @@ int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
  * most 10 s for the descriptor. */
 int fs_mount_from_socket(struct fs *fs, const char *path, struct errmsg *err)
     __attribute__((warn_unused_result));
+/* What the helper sent with the descriptor (the CSI plugin: a JSON object
+ * with the pod's name, namespace and uid), NUL-terminated, "" for nothing;
+ * at most FS_HANDOFF_INFO_MAX - 1 bytes. */
+const char *fs_handoff_info(const struct fs *fs);
 /* Starts the threads that answer FUSE requests and send invalidations.
  * Returns 0, -ENOTCONN before fs_mount(), -EALREADY, or a pthread error. */
 int fs_start(struct fs *fs) __attribute__((warn_unused_result));

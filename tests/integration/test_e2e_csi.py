@@ -154,6 +154,8 @@ class CsiBrokerTest(PluginMixin, cbtest.BrokerTestCase):
         self.assertEqual(st["CapPrm"], "0000000000000000")
         self.assertEqual(st["NoNewPrivs"], "1")
         self.assertIn("privileges_dropped", b.log_text())
+        self.assertIn("event=handoff_received pod=team-a/ws-1 pod_uid=u-1",
+                      b.log_text())
         # The app, a third uid, reads and logs in.
         rc, dsn_text = cbtest.as_uid(APP, "read",
                                      os.path.join(self.target, "db", "dsn"))
