@@ -6,35 +6,85 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "audit.h"
 #include "broker.h"
 #include "cli.h"
 #include "config.h"
 #include "hardening.h"
+#include "inject.h"
 #include "log.h"
 
 #define CREDBROKER_VERSION "0.1.0"
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: credbroker run --config FILE\n"
-		"       credbroker check-config FILE\n"
-		"       credbroker audit verify [--key-file FILE] LOG...\n"
-		"       credbroker [--socket PATH] [--json] COMMAND\n"
-		"commands:\n"
-		"  status              every secret's state, version, lease\n"
-		"  ls                  the files in the mount (values hidden)\n"
-		"  rotate NAME         issue a new credential now\n"
-		"  revoke NAME|--all [--reason TEXT] [--verify]\n"
-		"                      hide, revoke upstream, wipe, freeze;\n"
-		"                      prints the incident record\n"
-		"  unfreeze NAME       allow a revoked secret to be issued "
-		"again\n"
-		"  ready               exit 0 once every secret is in the "
-		"mount\n"
-		"exit status: 0 ok, 1 failed, 2 usage or config error, "
-		"3 revocation not confirmed upstream, 4 broker unreachable\n");
+	fprintf(
+	    out,
+	    "usage: credbroker run --config FILE\n"
+	    "       credbroker check-config FILE\n"
+	    "       credbroker audit verify [--key-file FILE] LOG...\n"
+	    "       credbroker inject [-f FILE] [--image IMAGE] < OBJECT.json\n"
+	    "       credbroker [--socket PATH] [--json] COMMAND\n"
+	    "commands:\n"
+	    "  status              every secret's state, version, lease\n"
+	    "  ls                  the files in the mount (values hidden)\n"
+	    "  rotate NAME         issue a new credential now\n"
+	    "  revoke NAME|--all [--reason TEXT] [--verify]\n"
+	    "                      hide, revoke upstream, wipe, freeze;\n"
+	    "                      prints the incident record\n"
+	    "  unfreeze NAME       allow a revoked secret to be issued "
+	    "again\n"
+	    "  ready               exit 0 once every secret is in the "
+	    "mount\n"
+	    "exit status: 0 ok, 1 failed, 2 usage or config error, "
+	    "3 revocation not confirmed upstream, 4 broker unreachable\n");
+}
+
+#define INJECT_MAX_INPUT (16 * 1024 * 1024)
+
+/* inject [-f FILE] [--image IMAGE]: an object (or a List) as JSON on stdin
+ * or in FILE, written back with the broker added where annotated. */
+static int cmd_inject(int argc, char **argv)
+{
+	struct inject_options opt = {NULL};
+	struct errmsg err = {{0}};
+	const char *file = NULL;
+	json_error_t jerr;
+	bool changed;
+	json_t *obj;
+	int i;
+
+	for (i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "-f") == 0)
+			file = argv[i + 1];
+		else if (strcmp(argv[i], "--image") == 0)
+			opt.image = argv[i + 1];
+		else
+			break;
+	}
+	if (i != argc) {
+		fprintf(stderr, "usage: credbroker inject [-f FILE] "
+				"[--image IMAGE]\n");
+		return CLI_EXIT_USAGE;
+	}
+	obj = file ? json_load_file(file, JSON_REJECT_DUPLICATES, &jerr)
+		   : json_loadf(stdin, JSON_REJECT_DUPLICATES, &jerr);
+	if (obj == NULL) {
+		fprintf(stderr, "credbroker inject: %s: line %d: %s\n",
+			file ? file : "stdin", jerr.line, jerr.text);
+		return CLI_EXIT_USAGE;
+	}
+	if (inject_object(obj, &opt, &changed, &err) < 0) {
+		fprintf(stderr, "credbroker inject: %s\n", err.text);
+		json_decref(obj);
+		return CLI_EXIT_USAGE;
+	}
+	(void)json_dumpf(obj, stdout, JSON_INDENT(2));
+	printf("\n");
+	json_decref(obj);
+	return CLI_EXIT_OK;
 }
 
 /* audit verify [--key-file FILE] LOG...: the files oldest first. */
@@ -178,6 +228,8 @@ int main(int argc, char **argv)
 		return cmd_check_config(argv[i + 1]);
 	if (strcmp(argv[i], "audit") == 0)
 		return cmd_audit(argc - i, argv + i, json);
+	if (strcmp(argv[i], "inject") == 0)
+		return cmd_inject(argc - i, argv + i);
 	if (cli_is_command(argv[i]))
 		return cli_run(argc - i, argv + i,
 			       socket_path ? socket_path : cli_default_socket(),

@@ -15,3 +15,4 @@ set_tests_properties(vaultsim_hvac PROPERTIES LABELS vault TIMEOUT 300
 	ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 cb_py_test(e2e_ir ir integration/test_e2e_ir.py)
 cb_py_test(e2e_csi fuse integration/test_e2e_csi.py)
+cb_py_test(inject_golden k8s integration/test_inject_golden.py)
