@@ -51,8 +51,7 @@ struct inject_options {
  * whether anything was added.  Returns 0, or -EINVAL with err naming the
  * object and the annotation or JSON path at fault (obj may then be partly
  * modified: the caller discards it), -ENOMEM. */
-int inject_object(json_t *obj, const struct inject_options *opt,
-		  bool *changed, struct errmsg *err)
-    __attribute__((warn_unused_result));
+int inject_object(json_t *obj, const struct inject_options *opt, bool *changed,
+		  struct errmsg *err) __attribute__((warn_unused_result));
 
 #endif
