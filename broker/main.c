@@ -2,6 +2,7 @@
  * responder's commands (status, ls, rotate, revoke, unfreeze, ready). */
 #include <errno.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "hardening.h"
 #include "inject.h"
 #include "log.h"
+#include "webhook.h"
 
 #define CREDBROKER_VERSION "0.1.0"
 
@@ -26,6 +28,8 @@ static void usage(FILE *out)
 	    "       credbroker check-config FILE\n"
 	    "       credbroker audit verify [--key-file FILE] LOG...\n"
 	    "       credbroker inject [-f FILE] [--image IMAGE] < OBJECT.json\n"
+	    "       credbroker webhook --cert FILE --key FILE [--listen "
+	    "HOST:PORT] [--image IMAGE]\n"
 	    "       credbroker [--socket PATH] [--json] COMMAND\n"
 	    "commands:\n"
 	    "  status              every secret's state, version, lease\n"
@@ -84,6 +88,46 @@ static int cmd_inject(int argc, char **argv)
 	(void)json_dumpf(obj, stdout, JSON_INDENT(2));
 	printf("\n");
 	json_decref(obj);
+	return CLI_EXIT_OK;
+}
+
+/* webhook --cert FILE --key FILE [--listen HOST:PORT] [--image IMAGE] */
+static int cmd_webhook(int argc, char **argv)
+{
+	struct webhook_config cfg = {NULL, NULL, "0.0.0.0:8443", {NULL}};
+	struct errmsg err = {{0}};
+	sigset_t set;
+	int i;
+
+	for (i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--cert") == 0)
+			cfg.cert_file = argv[i + 1];
+		else if (strcmp(argv[i], "--key") == 0)
+			cfg.key_file = argv[i + 1];
+		else if (strcmp(argv[i], "--listen") == 0)
+			cfg.listen = argv[i + 1];
+		else if (strcmp(argv[i], "--image") == 0)
+			cfg.inject.image = argv[i + 1];
+		else
+			break;
+	}
+	if (i != argc || cfg.cert_file == NULL || cfg.key_file == NULL) {
+		fprintf(stderr, "usage: credbroker webhook --cert FILE --key "
+				"FILE [--listen HOST:PORT] [--image IMAGE]\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (hardening_apply() < 0)
+		log_warnx("event=hardening_incomplete");
+	/* The webhook waits for these on a signalfd. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (webhook_run(&cfg, &err) < 0) {
+		fprintf(stderr, "credbroker webhook: %s\n", err.text);
+		return CLI_EXIT_USAGE;
+	}
 	return CLI_EXIT_OK;
 }
 
@@ -230,6 +274,8 @@ int main(int argc, char **argv)
 		return cmd_audit(argc - i, argv + i, json);
 	if (strcmp(argv[i], "inject") == 0)
 		return cmd_inject(argc - i, argv + i);
+	if (strcmp(argv[i], "webhook") == 0)
+		return cmd_webhook(argc - i, argv + i);
 	if (cli_is_command(argv[i]))
 		return cli_run(argc - i, argv + i,
 			       socket_path ? socket_path : cli_default_socket(),
