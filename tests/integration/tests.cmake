@@ -16,3 +16,12 @@ set_tests_properties(vaultsim_hvac PROPERTIES LABELS vault TIMEOUT 300
 cb_py_test(e2e_ir ir integration/test_e2e_ir.py)
 cb_py_test(e2e_csi fuse integration/test_e2e_csi.py)
 cb_py_test(inject_golden k8s integration/test_inject_golden.py)
+cb_py_test(k8s_manifests k8s integration/test_k8s_manifests.py)
+# The Pod Security checker and the manifest validator have suites of their
+# own.
+add_test(NAME psa_checker COMMAND ${Python3_EXECUTABLE}
+	${CMAKE_SOURCE_DIR}/tests/tools/test_psa_restricted.py)
+set_tests_properties(psa_checker PROPERTIES LABELS k8s)
+add_test(NAME manifest_validator COMMAND sh -c
+	"cd '${CMAKE_SOURCE_DIR}/tests/node' && { [ -d node_modules ] || npm ci --no-audit --no-fund >/dev/null; } && node --test test_validate_manifests.mjs")
+set_tests_properties(manifest_validator PROPERTIES LABELS k8s TIMEOUT 300)
