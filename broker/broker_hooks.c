@@ -19,7 +19,9 @@
  * webhook URL may carry a token). */
 static const char *broker_hook_label(const struct hook_config *h)
 {
-	return h->type == HOOK_EXEC ? h->argv[0] : "http";
+	if (h->type == HOOK_EXEC)
+		return h->argv[0];
+	return h->type == HOOK_SIGNAL ? "signal" : "http";
 }
 
 static json_t *broker_run_one(struct broker *b, const struct hook_config *h,

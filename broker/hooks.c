@@ -12,6 +12,7 @@
  *
  * http hooks make a transport per run: hooks are rare, and a short-lived
  * handle keeps nothing between events. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -128,9 +129,12 @@ static int hook_parse_type(const json_t *v, const char *path,
 		*ret = HOOK_EXEC;
 	else if (s != NULL && strcmp(s, "http") == 0)
 		*ret = HOOK_HTTP;
+	else if (s != NULL && strcmp(s, "signal") == 0)
+		*ret = HOOK_SIGNAL;
 	else
 		return errmsg_set(err, -EINVAL,
-				  "%s.type: required, \"exec\" or \"http\"",
+				  "%s.type: required, \"exec\", \"http\" or "
+				  "\"signal\"",
 				  path);
 	return 0;
 }
@@ -272,6 +276,49 @@ static int hook_parse_retries(const json_t *v, const char *path, unsigned *ret,
 	return 0;
 }
 
+/* signal (HUP, USR1, USR2, TERM) and exactly one of process, pid_file. */
+static int hook_parse_signal(const json_t *obj, const char *path,
+			     struct hook_config *h, struct errmsg *err)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} sigs[] = {{"HUP", SIGHUP},
+		    {"USR1", SIGUSR1},
+		    {"USR2", SIGUSR2},
+		    {"TERM", SIGTERM}};
+	const char *name = json_string_value(json_object_get(obj, "signal"));
+	const char *proc = json_string_value(json_object_get(obj, "process"));
+	const char *pid = json_string_value(json_object_get(obj, "pid_file"));
+	size_t i;
+
+	for (i = 0; name != NULL && i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (strcmp(name, sigs[i].name) == 0)
+			h->signal = sigs[i].sig;
+	if (h->signal == 0)
+		return errmsg_set(err, -EINVAL,
+				  "%s.signal: \"HUP\", \"USR1\", \"USR2\" "
+				  "or \"TERM\"",
+				  path);
+	if ((proc == NULL) == (pid == NULL))
+		return errmsg_set(err, -EINVAL,
+				  "%s: exactly one of \"process\" and "
+				  "\"pid_file\"",
+				  path);
+	if (proc != NULL && (proc[0] == '\0' || strlen(proc) >= 16))
+		return errmsg_set(err, -EINVAL,
+				  "%s.process: a process name of 1 to 15 "
+				  "characters",
+				  path);
+	if (pid != NULL && (pid[0] != '/' || strlen(pid) >= PATH_MAX))
+		return errmsg_set(err, -EINVAL,
+				  "%s.pid_file: must be an absolute path",
+				  path);
+	(void)snprintf(h->process, sizeof(h->process), "%s", proc ? proc : "");
+	(void)snprintf(h->pid_file, sizeof(h->pid_file), "%s", pid ? pid : "");
+	return 0;
+}
+
 int hook_config_parse(const json_t *obj, const char *path,
 		      struct hook_config *out, struct errmsg *err)
 {
@@ -279,6 +326,8 @@ int hook_config_parse(const json_t *obj, const char *path,
 						NULL};
 	static const char *const http_keys[] = {"type",	   "url",     "ca_file",
 						"timeout", "retries", NULL};
+	static const char *const signal_keys[] = {"type", "signal", "process",
+						  "pid_file", NULL};
 	struct hook_config h;
 	int r;
 
@@ -289,7 +338,9 @@ int hook_config_parse(const json_t *obj, const char *path,
 	r = hook_parse_type(json_object_get(obj, "type"), path, &h.type, err);
 	if (r == 0)
 		r = hook_check_keys(obj, path,
-				    h.type == HOOK_EXEC ? exec_keys : http_keys,
+				    h.type == HOOK_EXEC	  ? exec_keys
+				    : h.type == HOOK_HTTP ? http_keys
+							  : signal_keys,
 				    err);
 	if (r == 0)
 		r = hook_parse_timeout(json_object_get(obj, "timeout"), path,
@@ -297,6 +348,8 @@ int hook_config_parse(const json_t *obj, const char *path,
 	if (r == 0 && h.type == HOOK_EXEC)
 		r = hook_parse_argv(json_object_get(obj, "argv"), path, &h,
 				    err);
+	if (r == 0 && h.type == HOOK_SIGNAL)
+		r = hook_parse_signal(obj, path, &h, err);
 	if (r == 0 && h.type == HOOK_HTTP) {
 		h.retries = HOOK_DEFAULT_RETRIES;
 		r = hook_parse_url(json_object_get(obj, "url"), path, &h, err);
@@ -854,9 +907,96 @@ out:
 	return r;
 }
 
+/* The pid in a pid file: one decimal number, > 1. */
+static int hook_read_pid(const char *path, pid_t *ret, struct errmsg *err)
+{
+	char buf[32];
+	ssize_t n;
+	char *end;
+	long v;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errmsg_set(err, -errno, "hook signal: %s: %s", path,
+				  strerror(errno));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno != 0 || end == buf || (*end != '\0' && *end != '\n') ||
+	    v <= 1 || v > 4194304)
+		return errmsg_set(err, -EINVAL,
+				  "hook signal: %s does not hold a pid", path);
+	*ret = (pid_t)v;
+	return 0;
+}
+
+/* Signals every process whose comm is h->process (a pod with
+ * shareProcessNamespace shows the app's processes), never ourselves. */
+static int hook_signal_by_name(const struct hook_config *h, struct errmsg *err)
+{
+	char path[64], comm[32];
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+	int sent = 0, failed = 0, fd;
+	ssize_t n;
+	long pid;
+
+	if (d == NULL)
+		return errmsg_set(err, -errno, "hook signal: /proc: %s",
+				  strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		pid = strtol(e->d_name, NULL, 10);
+		if (pid <= 1 || pid == (long)getpid())
+			continue;
+		(void)snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, comm, sizeof(comm) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			continue;
+		comm[n] = '\0';
+		comm[strcspn(comm, "\n")] = '\0';
+		if (strcmp(comm, h->process) != 0)
+			continue;
+		if (kill((pid_t)pid, h->signal) == 0)
+			sent++;
+		else
+			failed = errno;
+	}
+	closedir(d);
+	if (sent == 0)
+		return errmsg_set(err, failed ? -failed : -ESRCH,
+				  "hook signal: no process named %s %s",
+				  h->process,
+				  failed ? "could be signalled" : "found");
+	log_info("event=hook_signalled process=%s processes=%d", h->process,
+		 sent);
+	return 0;
+}
+
+static int hook_signal(const struct hook_config *h, struct errmsg *err)
+{
+	pid_t pid;
+	int r;
+
+	if (h->process[0] != '\0')
+		return hook_signal_by_name(h, err);
+	r = hook_read_pid(h->pid_file, &pid, err);
+	if (r == 0 && kill(pid, h->signal) < 0)
+		r = errmsg_set(err, -errno, "hook signal: pid %d from %s: %s",
+			       (int)pid, h->pid_file, strerror(errno));
+	return r;
+}
+
 int hook_run(const struct hook_config *h, const json_t *event,
 	     struct errmsg *err)
 {
+	if (h->type == HOOK_SIGNAL)
+		return hook_signal(h, err);
 	if (h->type == HOOK_EXEC && h->argv[0] != NULL)
 		return hook_exec(h, event, err);
 	if (h->type == HOOK_HTTP)

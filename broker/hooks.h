@@ -44,7 +44,7 @@
 #define HOOK_DEFAULT_TIMEOUT_USEC (10ULL * 1000000)
 #define HOOK_DEFAULT_RETRIES 3
 
-enum hook_type { HOOK_EXEC, HOOK_HTTP };
+enum hook_type { HOOK_EXEC, HOOK_HTTP, HOOK_SIGNAL };
 
 struct hook_config {
 	enum hook_type type;
@@ -53,11 +53,16 @@ struct hook_config {
 	char ca_file[PATH_MAX];	       /* http, "" for the system store */
 	uint64_t timeout_usec;	       /* default 10 s; 100 ms .. 10 min */
 	unsigned retries;	       /* http, default 3, at most 10 */
+	int signal;		       /* signal: HUP, USR1, USR2 or TERM */
+	char process[16];	       /* signal: a process name (comm) */
+	char pid_file[PATH_MAX];       /* signal: or a pid file */
 };
 
 /* Parses one hook object at JSON path `path` (e.g. "hooks.on_revoke[0]"):
  *   {"type":"exec","argv":["/usr/bin/logger","-t","credbroker"],
  *    "timeout":"5s"}
+ *   {"type":"signal","signal":"HUP","process":"nginx"}
+ *   {"type":"signal","signal":"USR1","pid_file":"/run/app/app.pid"}
  *   {"type":"http","url":"https://siem.example/hook",
  *    "ca_file":"/etc/ca.pem","timeout":"5s","retries":3}
  * Strict like the rest of the config: unknown keys (also keys of the other

@@ -43,8 +43,8 @@ static const char *ann_or(const struct inject_target *t, const char *key,
  * -kind/-ttl/-max-ttl/-files suffix. */
 static bool inject_is_secret_key(const char *key, const char **name)
 {
-	static const char *const suffixes[] = {"-kind", "-ttl", "-max-ttl",
-					       "-files", NULL};
+	static const char *const suffixes[] = {"-kind",	 "-ttl",    "-max-ttl",
+					       "-files", "-notify", NULL};
 	size_t len, i, sl;
 
 	if (strncmp(key, ANN_SECRET, sizeof(ANN_SECRET) - 1) != 0)
@@ -203,6 +203,37 @@ static json_t *inject_file_list(const char *text)
 	return list;
 }
 
+/* credbroker.io/secret-NAME-notify: "signal:SIG:NAME" (a process name,
+ * with shareProcessNamespace), "signal:SIG:/pid/file", or
+ * "exec:/abs/command arg ..." -- an on_rotate hook.  NULL when text is
+ * not one of those. */
+static json_t *inject_notify(const char *text)
+{
+	const char *rest, *colon;
+	json_t *argv;
+
+	if (strncmp(text, "exec:/", 6) == 0) {
+		argv = json_array();
+		for (rest = text + 5; argv != NULL && *rest != '\0';) {
+			colon = strchr(rest, ' ');
+			if (colon != rest)
+				(void)json_array_append_new(
+				    argv,
+				    json_stringn(rest,
+						 colon ? (size_t)(colon - rest)
+						       : strlen(rest)));
+			rest = colon ? colon + 1 : rest + strlen(rest);
+		}
+		return json_pack("{s:s, s:o}", "type", "exec", "argv", argv);
+	}
+	if (strncmp(text, "signal:", 7) != 0 ||
+	    (colon = strchr(text + 7, ':')) == NULL || colon[1] == '\0')
+		return NULL;
+	return json_pack("{s:s, s:s#, s:s}", "type", "signal", "signal",
+			 text + 7, (int)(colon - text - 7),
+			 colon[1] == '/' ? "pid_file" : "process", colon + 1);
+}
+
 /* One secret of the config, from credbroker.io/secret-NAME[-...]. */
 /* The mount enforces mode bits (default_permissions): one reader owns
  * 0400 files; several need 0444, and the broker's reader list is what
@@ -212,6 +243,7 @@ static json_t *inject_secret(const struct inject_target *t, const char *name,
 			     const char *mode)
 {
 	const char *files = secret_opt(t, name, "-files");
+	const char *notify = secret_opt(t, name, "-notify");
 	json_t *s;
 
 	s = json_pack(
@@ -224,6 +256,10 @@ static json_t *inject_secret(const struct inject_target *t, const char *name,
 	    "uid", uid, "gid", uid, "mode", ann_or(t, ANN "file-mode", mode));
 	if (s != NULL && files != NULL)
 		(void)json_object_set_new(s, "files", inject_file_list(files));
+	if (s != NULL && notify != NULL)
+		(void)json_object_set_new(
+		    s, "hooks",
+		    json_pack("{s:[o]}", "on_rotate", inject_notify(notify)));
 	if (s != NULL && strcmp(type, "vault") == 0)
 		(void)json_object_set_new(
 		    s, "vault",
@@ -233,6 +269,15 @@ static json_t *inject_secret(const struct inject_target *t, const char *name,
 				  : "leased",
 			      "path", path));
 	return s;
+}
+
+static bool inject_notify_ok(const char *text)
+{
+	json_t *h = inject_notify(text);
+	bool ok = h != NULL;
+
+	json_decref(h);
+	return ok;
 }
 
 static int inject_secrets(const struct inject_target *t, const char *type,
@@ -250,6 +295,16 @@ static int inject_secrets(const struct inject_target *t, const char *type,
 			json_decref(list);
 			return errmsg_set(err, -EINVAL, "%s: %s: a path string",
 					  t->where, key);
+		}
+		if (secret_opt(t, name, "-notify") != NULL &&
+		    !inject_notify_ok(secret_opt(t, name, "-notify"))) {
+			json_decref(list);
+			return errmsg_set(err, -EINVAL,
+					  "%s: " ANN_SECRET "%s-notify: "
+					  "\"signal:SIG:PROCESS\", "
+					  "\"signal:SIG:/PID/FILE\" or "
+					  "\"exec:/COMMAND ARGS\"",
+					  t->where, name);
 		}
 		s = inject_secret(t, name, json_string_value(v), type,
 				  json_array_get(readers, 0),

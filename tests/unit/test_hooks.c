@@ -662,6 +662,108 @@ static int parse(const char *text, struct hook_config *h, struct errmsg *err)
 	return r;
 }
 
+/* A child that waits for a signal under a name of its own. */
+static pid_t signal_target(const char *name)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* Check's own SIGTERM handler would take the test down. */
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGUSR1, SIG_DFL);
+		(void)prctl(PR_SET_NAME, name, 0, 0, 0);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		for (;;)
+			pause();
+	}
+	usleep(100000); /* its name is set */
+	return pid;
+}
+
+static int killed_by(pid_t pid)
+{
+	int status;
+
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+START_TEST(test_hooks_signal_by_name_and_pid_file)
+{
+	char pid_file[] = "/tmp/cb-hook-pid-XXXXXX", text[32];
+	json_t *event = json_pack("{s:s}", "event", "rotate");
+	struct hook_config h;
+	struct errmsg err;
+	pid_t pid;
+	int fd;
+
+	pid = signal_target("cb-hook-target");
+	ck_assert_int_eq(parse("{\"type\":\"signal\",\"signal\":\"USR1\","
+			       "\"process\":\"cb-hook-target\"}",
+			       &h, &err),
+			 0);
+	ck_assert_msg(hook_run(&h, event, &err) == 0, "%s", err.text);
+	ck_assert_int_eq(killed_by(pid), SIGUSR1);
+	/* Nobody of that name any more. */
+	ck_assert_int_eq(hook_run(&h, event, &err), -ESRCH);
+	ck_assert_ptr_nonnull(strstr(err.text, "no process named"));
+	hook_config_free(&h);
+	pid = signal_target("cb-hook-pidf");
+	fd = mkstemp(pid_file);
+	ck_assert_int_ge(fd, 0);
+	(void)snprintf(text, sizeof(text), "%d\n", (int)pid);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (int)strlen(text));
+	close(fd);
+	(void)snprintf(text, sizeof(text), "%s", pid_file);
+	{
+		char cfg[256];
+
+		(void)snprintf(cfg, sizeof(cfg),
+			       "{\"type\":\"signal\",\"signal\":\"TERM\","
+			       "\"pid_file\":\"%s\"}",
+			       pid_file);
+		ck_assert_int_eq(parse(cfg, &h, &err), 0);
+	}
+	ck_assert_msg(hook_run(&h, event, &err) == 0, "%s", err.text);
+	ck_assert_int_eq(killed_by(pid), SIGTERM);
+	ck_assert_int_eq(unlink(pid_file), 0);
+	ck_assert_int_lt(hook_run(&h, event, &err), 0);
+	hook_config_free(&h);
+	json_decref(event);
+}
+END_TEST
+
+START_TEST(test_hooks_config_signal_errors)
+{
+	static const char *const bad[][2] = {
+	    {"{\"type\":\"signal\",\"signal\":\"KILL\",\"process\":\"x\"}",
+	     ".signal: \"HUP\""},
+	    {"{\"type\":\"signal\",\"signal\":\"HUP\"}", "exactly one of"},
+	    {"{\"type\":\"signal\",\"signal\":\"HUP\",\"process\":\"x\","
+	     "\"pid_file\":\"/p\"}",
+	     "exactly one of"},
+	    {"{\"type\":\"signal\",\"signal\":\"HUP\",\"pid_file\":\"rel\"}",
+	     ".pid_file: must be an absolute path"},
+	    {"{\"type\":\"signal\",\"signal\":\"HUP\",\"process\":"
+	     "\"a-name-longer-than-15\"}",
+	     ".process: a process name"},
+	    {"{\"type\":\"signal\",\"signal\":\"HUP\",\"process\":\"x\","
+	     "\"argv\":[\"/bin/true\"]}",
+	     ".argv: unknown key"},
+	};
+	struct hook_config h;
+	struct errmsg err;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(parse(bad[i][0], &h, &err), -EINVAL);
+		ck_assert_msg(strstr(err.text, bad[i][1]) != NULL,
+			      "case %zu: %s", i, err.text);
+	}
+}
+END_TEST
+
 START_TEST(test_hooks_config_exec)
 {
 	struct hook_config h;
@@ -726,9 +828,9 @@ static const struct {
 } bad_configs[] = {
     {"[]", PATH_PREFIX ": expected an object"},
     {"{\"argv\":[\"/bin/true\"]}",
-     PATH_PREFIX ".type: required, \"exec\" or \"http\""},
+     PATH_PREFIX ".type: required, \"exec\", \"http\" or \"signal\""},
     {"{\"type\":\"ftp\",\"url\":\"ftp://x/\"}",
-     PATH_PREFIX ".type: required, \"exec\" or \"http\""},
+     PATH_PREFIX ".type: required, \"exec\", \"http\" or \"signal\""},
     {"{\"type\":\"exec\",\"argv\":[\"/bin/true\"],\"colour\":1}",
      PATH_PREFIX ".colour: unknown key"},
     {"{\"type\":\"exec\",\"argv\":[\"/bin/true\"],\"url\":\"https://x/\"}",
@@ -834,6 +936,8 @@ static Suite *hooks_suite(void)
 	tcase_add_test(http, test_hooks_http_closed_port);
 	suite_add_tcase(s, http);
 	tcase_add_test(cfg, test_hooks_config_exec);
+	tcase_add_test(cfg, test_hooks_config_signal_errors);
+	tcase_add_test(ex, test_hooks_signal_by_name_and_pid_file);
 	tcase_add_test(cfg, test_hooks_config_http);
 	tcase_add_loop_test(cfg, test_hooks_config_bad_names_path, 0,
 			    sizeof(bad_configs) / sizeof(bad_configs[0]));
