@@ -58,3 +58,4 @@ cb_unit_test(test_grpc fuse cb_grpc)
 set_tests_properties(test_grpc PROPERTIES ENVIRONMENT
 	"CK_DEFAULT_TIMEOUT=60;CB_NODE_DIR=${CMAKE_SOURCE_DIR}/tests/node")
 cb_unit_test(test_csi_msg fuse cb_csi)
+cb_unit_test(test_webhook k8s cb_broker)
