@@ -980,7 +980,7 @@ static int hook_signal_by_name(const struct hook_config *h, struct errmsg *err)
 
 static int hook_signal(const struct hook_config *h, struct errmsg *err)
 {
-	pid_t pid;
+	pid_t pid = 0;
 	int r;
 
 	if (h->process[0] != '\0')

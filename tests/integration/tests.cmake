@@ -25,3 +25,5 @@ set_tests_properties(psa_checker PROPERTIES LABELS k8s)
 add_test(NAME manifest_validator COMMAND sh -c
 	"cd '${CMAKE_SOURCE_DIR}/tests/node' && { [ -d node_modules ] || npm ci --no-audit --no-fund >/dev/null; } && node --test test_validate_manifests.mjs")
 set_tests_properties(manifest_validator PROPERTIES LABELS k8s TIMEOUT 300)
+cb_py_test(webhook k8s integration/test_webhook.py)
+set_tests_properties(webhook PROPERTIES SKIP_RETURN_CODE 77)
