@@ -41,6 +41,9 @@ bool log_enabled(enum log_level level)
 
 /* One write per line so lines from several threads never interleave. */
 static void log_vline(const char *level, const char *suffix, const char *fmt,
+		      va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void log_vline(const char *level, const char *suffix, const char *fmt,
 		      va_list ap)
 {
 	char line[2048], ts[40];

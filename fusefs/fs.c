@@ -1207,6 +1207,9 @@ void fs_invalidate(void *arg, size_t slot)
 
 /* libfuse's own messages (mount failures, mostly) as our log lines. */
 static void fs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void fs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	char msg[256];
 	size_t i;

@@ -226,8 +226,16 @@ class VaultTest(VaultCase):
         t0 = time.monotonic()
         b = self.start_broker(self.vault_config(
             [self.db_secret("vdb", "slow", "30s")], "slow"))
+        # `credbroker ready` (the injected sidecar's startup probe): not
+        # while Vault throttles the first issue, yes once it is in.
+        b.wait_socket()
+        rc, out, err = b.cli("ready")
+        self.assertEqual(rc, 1, "%s %s" % (out, err))
+        self.assertEqual(out["missing"], ["vdb"])
         b.wait_active("vdb", timeout=60)
         took = time.monotonic() - t0
+        rc, out, err = b.cli("ready")
+        self.assertEqual(rc, 0, "%s %s" % (out, err))
         self.assert_logs_in(self.read(b, "vdb"))
         text = b.log_text()
         self.assertIn("429", text)

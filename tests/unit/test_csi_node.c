@@ -73,7 +73,7 @@ static void teardown(void)
 	    "/pods/" POD "/volumes/kubernetes.io~empty-dir/handoff",
 	    "/pods/" POD "/volumes/kubernetes.io~empty-dir",
 	    "/pods/" POD "/volumes",
-	    "/pods/" POD,
+	    ("/pods/" POD),
 	    "/pods",
 	    "/elsewhere",
 	    ""};
