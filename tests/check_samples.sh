@@ -18,4 +18,8 @@ for f in "$here"/fuzz/corpus/vault_api/*.response.json; do
 	fi
 	n=$((n + 1))
 done
-echo "check_samples: $n samples identical to $shared/testdata/vault-api"
+if ! diff -r "$here/data/sigv4" "$shared/testdata/sigv4" >/dev/null; then
+	echo "check_samples: tests/data/sigv4 differs from $shared/testdata/sigv4" >&2
+	exit 1
+fi
+echo "check_samples: $n samples identical to $shared/testdata/vault-api; sigv4 suite identical"

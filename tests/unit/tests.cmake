@@ -59,3 +59,6 @@ set_tests_properties(test_grpc PROPERTIES ENVIRONMENT
 	"CK_DEFAULT_TIMEOUT=60;CB_NODE_DIR=${CMAKE_SOURCE_DIR}/tests/node")
 cb_unit_test(test_csi_msg fuse cb_csi)
 cb_unit_test(test_webhook k8s cb_broker)
+cb_unit_test(test_sigv4 aws cb_backends)
+target_compile_definitions(test_sigv4 PRIVATE
+	CB_SIGV4_DIR="${CMAKE_CURRENT_SOURCE_DIR}/data/sigv4")

@@ -1,0 +1,240 @@
+/* The SigV4 signer on AWS's aws-sig-v4-test-suite (tests/data/sigv4/, a
+ * byte-identical copy of ../shared/testdata/sigv4/): for every case the
+ * canonical request, the string to sign and the Authorization header must
+ * match the published files exactly. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "sigv4.h"
+
+#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	long n;
+
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	buf[n] = '\0';
+	if (len != NULL)
+		*len = (size_t)n;
+	return buf;
+}
+
+struct parsed {
+	char *text; /* owns every string below */
+	struct sigv4_request req;
+	struct sigv4_header headers[SIGV4_MAX_HEADERS];
+};
+
+/* "METHOD PATH[?QUERY] HTTP/1.1", "Name:value" lines (a line starting
+ * with whitespace continues the previous value), a blank line, the
+ * body. */
+static void parse_req(const char *path, struct parsed *p)
+{
+	char *line, *next, *colon, *q, *sp;
+	size_t n = 0, len;
+
+	memset(p, 0, sizeof(*p));
+	p->text = slurp(path, &len);
+	line = p->text;
+	next = strchr(line, '\n');
+	ck_assert_ptr_nonnull(next);
+	*next = '\0';
+	sp = strchr(line, ' ');
+	*sp = '\0';
+	p->req.method = line;
+	line = sp + 1;
+	*strrchr(line, ' ') = '\0';
+	q = strchr(line, '?');
+	p->req.query = "";
+	if (q != NULL) {
+		*q = '\0';
+		p->req.query = q + 1;
+	}
+	p->req.path = line;
+	for (line = next + 1; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (*line == '\0') {
+			/* The blank line: the body follows. */
+			p->req.body = next ? next : "";
+			p->req.body_len = strlen(p->req.body);
+			break;
+		}
+		if (*line == ' ' || *line == '\t') {
+			/* A folded line: rejoin with its header's value. */
+			line[-1] = '\n';
+			continue;
+		}
+		colon = strchr(line, ':');
+		ck_assert_msg(colon != NULL, "%s: header line \"%s\"", path,
+			      line);
+		*colon = '\0';
+		p->headers[n].name = line;
+		p->headers[n++].value = colon + 1;
+	}
+	p->req.headers = p->headers;
+	p->req.header_count = n;
+}
+
+static int cases_run;
+
+static void check_case(const char *dir, const char *name)
+{
+	char path[1400], canonical[SIGV4_MAX_CANONICAL], sh[512], sts[512];
+	char authz[1024], *want;
+	struct sigv4_key key = {"AKIDEXAMPLE", NULL};
+	struct secret *secret;
+	struct errmsg err;
+	struct parsed p;
+
+	ck_assert_int_eq(secret_from(SECRET, strlen(SECRET), &secret), 0);
+	key.secret_access_key = secret;
+	(void)snprintf(path, sizeof(path), "%s/%s.req", dir, name);
+	parse_req(path, &p);
+	ck_assert_int_eq(sigv4_canonical_request(&p.req, canonical,
+						 sizeof(canonical), sh,
+						 sizeof(sh)),
+			 0);
+	(void)snprintf(path, sizeof(path), "%s/%s.creq", dir, name);
+	want = slurp(path, NULL);
+	ck_assert_msg(strcmp(canonical, want) == 0,
+		      "%s: canonical request\n%s\n--- want ---\n%s", name,
+		      canonical, want);
+	free(want);
+	ck_assert_int_eq(sigv4_string_to_sign(canonical, "20150830T123600Z",
+					      "us-east-1", "service", sts,
+					      sizeof(sts)),
+			 0);
+	(void)snprintf(path, sizeof(path), "%s/%s.sts", dir, name);
+	want = slurp(path, NULL);
+	ck_assert_msg(strcmp(sts, want) == 0, "%s: string to sign", name);
+	free(want);
+	ck_assert_int_eq(sigv4_authorization(&p.req, "20150830T123600Z",
+					     "us-east-1", "service", &key,
+					     authz, sizeof(authz), &err),
+			 0);
+	(void)snprintf(path, sizeof(path), "%s/%s.authz", dir, name);
+	want = slurp(path, NULL);
+	ck_assert_msg(strcmp(authz, want) == 0, "%s: authorization\n%s", name,
+		      authz);
+	free(want);
+	free(p.text);
+	secret_free(secret);
+	cases_run++;
+}
+
+/* Every directory holding NAME/NAME.req, at any depth. */
+static void walk(const char *dir)
+{
+	char sub[1024], req[1400];
+	struct dirent *e;
+	struct stat st;
+	DIR *d = opendir(dir);
+
+	ck_assert_msg(d != NULL, "cannot open %s", dir);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		(void)snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+		if (stat(sub, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		(void)snprintf(req, sizeof(req), "%s/%s.req", sub, e->d_name);
+		if (access(req, R_OK) == 0)
+			check_case(sub, e->d_name);
+		else
+			walk(sub);
+	}
+	closedir(d);
+}
+
+START_TEST(test_sigv4_test_suite)
+{
+	cases_run = 0;
+	walk(CB_SIGV4_DIR);
+	ck_assert_int_ge(cases_run, 13);
+}
+END_TEST
+
+/* get-vanilla's signature, as the suite's README states it. */
+START_TEST(test_sigv4_vanilla_signature)
+{
+	struct sigv4_header h[] = {{"Host", "example.amazonaws.com"},
+				   {"X-Amz-Date", "20150830T123600Z"}};
+	struct sigv4_request req = {"GET", "/", "", h, 2, NULL, 0};
+	struct sigv4_key key = {"AKIDEXAMPLE", NULL};
+	struct secret *secret;
+	struct errmsg err;
+	char authz[512];
+
+	ck_assert_int_eq(secret_from(SECRET, strlen(SECRET), &secret), 0);
+	key.secret_access_key = secret;
+	ck_assert_int_eq(sigv4_authorization(&req, "20150830T123600Z",
+					     "us-east-1", "service", &key,
+					     authz, sizeof(authz), &err),
+			 0);
+	ck_assert_ptr_nonnull(strstr(authz, "Signature=5fa00fa31553b73ebf1942"
+					    "676e86291e8372ff2a2260956d9b8aae"
+					    "1d763fbf31"));
+	secret_free(secret);
+}
+END_TEST
+
+START_TEST(test_sigv4_normalises_and_refuses)
+{
+	struct sigv4_header h[] = {{"Host", "h"}};
+	struct sigv4_request req = {
+	    "GET", "/a/./b/../c//d/", "b=2&a=1&a=0", h, 1, NULL, 0};
+	char buf[1024], sh[64];
+
+	ck_assert_int_eq(
+	    sigv4_canonical_request(&req, buf, sizeof(buf), sh, sizeof(sh)), 0);
+	ck_assert_int_eq(strncmp(buf, "GET\n/a/c/d/\na=0&a=1&b=2\n", 24), 0);
+	req.header_count = 0;
+	ck_assert_int_eq(
+	    sigv4_canonical_request(&req, buf, sizeof(buf), sh, sizeof(sh)),
+	    -EINVAL);
+	req.header_count = 1;
+	ck_assert_int_eq(sigv4_canonical_request(&req, buf, 20, sh, sizeof(sh)),
+			 -EMSGSIZE);
+}
+END_TEST
+
+static Suite *sigv4_suite(void)
+{
+	Suite *s = suite_create("sigv4");
+	TCase *tc = tcase_create("sign");
+
+	tcase_add_test(tc, test_sigv4_test_suite);
+	tcase_add_test(tc, test_sigv4_vanilla_signature);
+	tcase_add_test(tc, test_sigv4_normalises_and_refuses);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(sigv4_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
