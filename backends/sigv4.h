@@ -22,7 +22,10 @@ struct sigv4_header {
 
 struct sigv4_request {
 	const char *method;
-	const char *path;  /* decoded path ("/", "/ሴ"); normalised here */
+	const char *path;  /* as sent on the wire ("/", "/ሴ", "/x%20y"):
+			    * dot segments removed and each segment
+			    * URI-encoded once more, as AWS does for every
+			    * service but S3 */
 	const char *query; /* "a=b&c=d" without '?', "" for none */
 	const struct sigv4_header *headers; /* host and x-amz-date included */
 	size_t header_count;		    /* at most SIGV4_MAX_HEADERS */

@@ -27,3 +27,4 @@ add_test(NAME manifest_validator COMMAND sh -c
 set_tests_properties(manifest_validator PROPERTIES LABELS k8s TIMEOUT 300)
 cb_py_test(webhook k8s integration/test_webhook.py)
 set_tests_properties(webhook PROPERTIES SKIP_RETURN_CODE 77)
+cb_py_test(sigv4_botocore aws integration/test_sigv4_botocore.py)

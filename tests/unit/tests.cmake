@@ -62,3 +62,6 @@ cb_unit_test(test_webhook k8s cb_broker)
 cb_unit_test(test_sigv4 aws cb_backends)
 target_compile_definitions(test_sigv4 PRIVATE
 	CB_SIGV4_DIR="${CMAKE_CURRENT_SOURCE_DIR}/data/sigv4")
+# A test tool: the signer driven from JSON, for test_sigv4_botocore.py.
+add_executable(sigv4_cli ${CMAKE_CURRENT_SOURCE_DIR}/tools/sigv4_cli.c)
+target_link_libraries(sigv4_cli PRIVATE cb_backends)
