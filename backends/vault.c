@@ -607,47 +607,46 @@ static bool vault_is_kv(const struct lease *lease)
 	return lease->expires_wall == LEASE_NO_EXPIRY;
 }
 
-static int vault_revoke(struct backend *b, const struct lease *lease,
-			struct errmsg *err)
+/* PUT {"lease_id"} to a sys/leases endpoint; the reply is not needed. */
+static int vault_lease_put(struct backend *b, const char *path,
+			   const struct lease *lease, struct errmsg *err)
 {
-	static const char path[] = "sys/leases/revoke";
 	struct vault_reply reply = {0, NULL};
 	struct secret *body = NULL;
 	uint64_t gen;
 	int r;
 
-	/* A KV value has no lease: dropping it from memory is all. */
-	if (vault_is_kv(lease))
-		return 0;
 	r = vault_lease_body(lease->id, 0, &body);
 	if (r == 0)
 		r = vault_call(b, "PUT", path, body, &reply, &gen, err);
 	secret_free(body);
 	vault_reply_free(&reply);
+	return r;
+}
+
+static int vault_revoke(struct backend *b, const struct lease *lease,
+			struct errmsg *err)
+{
+	int r;
+
+	/* A KV value has no lease: dropping it from memory is all. */
+	if (vault_is_kv(lease))
+		return 0;
+	r = vault_lease_put(b, "sys/leases/revoke", lease, err);
 	return vault_lease_unknown(r, err) ? 0 : r;
 }
 
 static int vault_check(struct backend *b, const struct lease *lease,
 		       struct errmsg *err)
 {
-	static const char path[] = "sys/leases/lookup";
-	struct vault_reply reply = {0, NULL};
-	struct secret *body = NULL;
-	uint64_t gen;
 	int r;
 
 	if (vault_is_kv(lease))
 		return 0;
-	r = vault_lease_body(lease->id, 0, &body);
-	if (r == 0)
-		r = vault_call(b, "PUT", path, body, &reply, &gen, err);
-	secret_free(body);
-	vault_reply_free(&reply);
+	r = vault_lease_put(b, "sys/leases/lookup", lease, err);
 	if (vault_lease_unknown(r, err))
 		return errmsg_set(err, -ENOENT,
-				  "vault no longer knows lease "
-				  "%s",
-				  lease->id);
+				  "vault no longer knows lease %s", lease->id);
 	return r;
 }
 

@@ -20,6 +20,7 @@
 
 #include "control.h"
 #include "log.h"
+#include "unixsock.h"
 
 struct control {
 	int listen_fd;
@@ -376,45 +377,6 @@ static void *control_accept_thread(void *arg)
 	return NULL;
 }
 
-/* A socket left by a crashed broker is replaced; a live broker's socket or
- * anything that is not a socket is refused. */
-static int control_clear_path(const char *path, const struct sockaddr_un *addr,
-			      struct errmsg *err)
-{
-	struct stat st;
-	int fd, r;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT
-			   ? 0
-			   : errmsg_set(err, -errno,
-					"control.socket: cannot stat "
-					"%s: %s",
-					path, strerror(errno));
-	if (!S_ISSOCK(st.st_mode))
-		return errmsg_set(err, -EEXIST,
-				  "control.socket: %s exists and "
-				  "is not a socket",
-				  path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return errmsg_set(err, -errno, "control.socket: socket: %s",
-				  strerror(errno));
-	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-	close(fd);
-	if (r == 0)
-		return errmsg_set(err, -EADDRINUSE,
-				  "control.socket: another "
-				  "broker is listening on %s",
-				  path);
-	if (unlink(path) < 0)
-		return errmsg_set(err, -errno,
-				  "control.socket: cannot remove "
-				  "stale %s: %s",
-				  path, strerror(errno));
-	return 0;
-}
-
 /* The default /run/credbroker does not exist on a fresh host: create the
  * last directory level (0755: the socket's own mode guards it). */
 static int control_make_parent(const char *path, struct errmsg *err)
@@ -437,46 +399,19 @@ static int control_make_parent(const char *path, struct errmsg *err)
 
 static int control_listen(struct control *c, struct errmsg *err)
 {
-	struct sockaddr_un addr;
-	mode_t old;
 	int r;
 
-	r = control_addr(c->path, &addr);
-	if (r < 0)
-		return errmsg_set(err, r, "control.socket: path too long");
 	r = control_make_parent(c->path, err);
 	if (r < 0)
 		return r;
-	r = control_clear_path(c->path, &addr, err);
-	if (r < 0)
-		return r;
-	c->listen_fd =
-	    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	c->listen_fd = unixsock_listen(c->path, 16, "control.socket", err);
 	if (c->listen_fd < 0)
-		return errmsg_set(err, -errno, "control.socket: socket: %s",
-				  strerror(errno));
-	old = umask(0177);
-	r = bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr));
-	umask(old);
-	if (r < 0)
-		return errmsg_set(err, -errno,
-				  "control.socket: cannot bind "
-				  "%s: %s",
-				  c->path, strerror(errno));
+		return c->listen_fd;
 	/* 0600 keeps everyone but root and our own uid out; listed
 	 * responders of other uids get an ACL entry each, so the kernel
 	 * refuses every other uid before SO_PEERCRED is even asked. */
-	if (chmod(c->path, 0600) < 0)
-		return errmsg_set(err, -errno, "control.socket: %s: %s",
-				  c->path, strerror(errno));
-	if (control_others_allowed(c)) {
-		r = control_grant_responders(c, err);
-		if (r < 0)
-			return r;
-	}
-	if (listen(c->listen_fd, 16) < 0)
-		return errmsg_set(err, -errno, "control.socket: %s: %s",
-				  c->path, strerror(errno));
+	if (control_others_allowed(c))
+		return control_grant_responders(c, err);
 	return 0;
 }
 

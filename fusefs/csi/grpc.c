@@ -23,6 +23,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "grpc.h"
+#include "unixsock.h"
 #include "log.h"
 
 #define GRPC_PREFIX 5				/* flag + 32-bit length */
@@ -700,65 +701,10 @@ void grpc_server_stop(struct grpc_server *s)
 	(void)n;
 }
 
-/* A socket left by a crashed plugin is replaced; a live server's socket or
- * anything that is not a socket is refused. */
-static int grpc_clear_path(const char *path, const struct sockaddr_un *addr,
-			   struct errmsg *err)
-{
-	struct stat st;
-	int fd, r;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT
-			   ? 0
-			   : errmsg_set(err, -errno, "grpc: cannot stat %s: %s",
-					path, strerror(errno));
-	if (!S_ISSOCK(st.st_mode))
-		return errmsg_set(err, -EEXIST,
-				  "grpc: %s exists and is not a socket", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return errmsg_set(err, -errno, "grpc: socket: %s",
-				  strerror(errno));
-	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-	close(fd);
-	if (r == 0)
-		return errmsg_set(err, -EADDRINUSE,
-				  "grpc: a server is listening on %s", path);
-	if (unlink(path) < 0)
-		return errmsg_set(err, -errno, "grpc: cannot remove %s: %s",
-				  path, strerror(errno));
-	return 0;
-}
-
 static int grpc_listen(struct grpc_server *s, struct errmsg *err)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	mode_t old;
-	int r;
-
-	memcpy(addr.sun_path, s->path, sizeof(addr.sun_path));
-	r = grpc_clear_path(s->path, &addr, err);
-	if (r < 0)
-		return r;
-	s->listen_fd =
-	    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (s->listen_fd < 0)
-		return errmsg_set(err, -errno, "grpc: socket: %s",
-				  strerror(errno));
-	old = umask(0177);
-	r = bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr));
-	umask(old);
-	if (r < 0)
-		return errmsg_set(err, -errno, "grpc: cannot bind %s: %s",
-				  s->path, strerror(errno));
-	if (chmod(s->path, 0600) < 0 || listen(s->listen_fd, 64) < 0) {
-		r = errmsg_set(err, -errno, "grpc: %s: %s", s->path,
-			       strerror(errno));
-		(void)unlink(s->path);
-		return r;
-	}
-	return 0;
+	s->listen_fd = unixsock_listen(s->path, 64, "grpc", err);
+	return s->listen_fd < 0 ? s->listen_fd : 0;
 }
 
 int grpc_server_new(const char *socket_path, const struct grpc_method *methods,
