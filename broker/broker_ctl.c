@@ -143,6 +143,9 @@ static json_t *cmd_revoke(struct broker *b, const struct control_peer *peer,
 		return reply_error("no secret named \"%.64s\"", name);
 	rq.slot = (size_t)slot;
 	(void)broker_revoke(b, &rq, &record);
+	/* 256 secrets with 64 readers each would not fit in one reply. */
+	if (record != NULL)
+		broker_fit_record(record, CONTROL_MAX_REPLY - 4096);
 	return record;
 }
 

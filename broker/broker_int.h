@@ -181,6 +181,10 @@ int broker_revoke(struct broker *b, const struct revoke_request *rq,
  * secret leaves the mount and is frozen now, and broker_revoke runs on a
  * thread of its own.  Called with b->lock held. */
 void broker_revoked_upstream(struct broker *b, size_t slot, const char *detail);
+/* Replaces each secret's blast radius in record by its count when the
+ * record would not fit in max bytes (the full one is in the audit log),
+ * and marks it "truncated". */
+void broker_fit_record(json_t *record, size_t max);
 /* broker_revoke of one secret by the broker itself (shutdown): no freeze
  * saved, no incident audited. */
 int broker_revoke_slot(struct broker *b, size_t slot, json_t **result);

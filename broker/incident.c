@@ -484,3 +484,23 @@ void broker_revoked_upstream(struct broker *b, size_t slot, const char *detail)
 		log_warnx("event=revoke_not_started secret=%s errno=%d",
 			  s->cfg->name, -r);
 }
+
+void broker_fit_record(json_t *record, size_t max)
+{
+	json_t *secret, *radius;
+	size_t i;
+
+	if (json_dumpb(record, NULL, 0, JSON_COMPACT) < max)
+		return;
+	json_array_foreach(json_object_get(record, "revoked"), i, secret)
+	{
+		radius = json_object_get(secret, "blast_radius");
+		(void)json_object_set_new(
+		    secret, "blast_radius",
+		    json_pack("{s:I, s:s}", "readers",
+			      (json_int_t)json_array_size(radius), "omitted",
+			      "too large to print: see the audit log's "
+			      "incident_secret records"));
+	}
+	(void)json_object_set_new(record, "truncated", json_true());
+}

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -48,6 +49,37 @@ static void usage(FILE *out)
 
 #define INJECT_MAX_INPUT (16 * 1024 * 1024)
 
+/* The object to inject into, from FILE or stdin, at most
+ * INJECT_MAX_INPUT bytes (a manifest is far smaller; a pipe that never
+ * ends must not fill memory). */
+static json_t *inject_read(const char *file, json_error_t *jerr)
+{
+	FILE *f = file ? fopen(file, "re") : stdin;
+	char *buf = malloc(INJECT_MAX_INPUT + 1);
+	size_t n = 0, got;
+	json_t *obj = NULL;
+
+	memset(jerr, 0, sizeof(*jerr));
+	if (f == NULL || buf == NULL) {
+		(void)snprintf(jerr->text, sizeof(jerr->text), "%s",
+			       f == NULL ? strerror(errno) : "out of memory");
+		goto out;
+	}
+	while (n <= INJECT_MAX_INPUT &&
+	       (got = fread(buf + n, 1, INJECT_MAX_INPUT + 1 - n, f)) > 0)
+		n += got;
+	if (n > INJECT_MAX_INPUT)
+		(void)snprintf(jerr->text, sizeof(jerr->text),
+			       "larger than %d bytes", INJECT_MAX_INPUT);
+	else
+		obj = json_loadb(buf, n, JSON_REJECT_DUPLICATES, jerr);
+out:
+	if (f != NULL && f != stdin)
+		fclose(f);
+	free(buf);
+	return obj;
+}
+
 /* inject [-f FILE] [--image IMAGE]: an object (or a List) as JSON on stdin
  * or in FILE, written back with the broker added where annotated. */
 static int cmd_inject(int argc, char **argv)
@@ -73,8 +105,7 @@ static int cmd_inject(int argc, char **argv)
 				"[--image IMAGE]\n");
 		return CLI_EXIT_USAGE;
 	}
-	obj = file ? json_load_file(file, JSON_REJECT_DUPLICATES, &jerr)
-		   : json_loadf(stdin, JSON_REJECT_DUPLICATES, &jerr);
+	obj = inject_read(file, &jerr);
 	if (obj == NULL) {
 		fprintf(stderr, "credbroker inject: %s: line %d: %s\n",
 			file ? file : "stdin", jerr.line, jerr.text);

@@ -108,6 +108,10 @@ class InjectGoldenTest(unittest.TestCase):
         p = inject(text="[1, 2]")
         self.assertEqual(p.returncode, 2)
         self.assertIn("not a Kubernetes object", p.stderr)
+        # A stream that never ends is cut at the cap, not read into memory.
+        p = inject(text=" " * (16 * 1024 * 1024 + 1))
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("larger than 16777216 bytes", p.stderr)
 
 
 def update():

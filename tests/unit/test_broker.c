@@ -518,6 +518,45 @@ START_TEST(test_broker_revoke_all_revokes_identities)
 }
 END_TEST
 
+/* An incident record too large for one control reply keeps its leases
+ * and confirmations and drops the reader lists (the audit log has them). */
+START_TEST(test_broker_record_fits_the_reply)
+{
+	json_t *readers = json_array(), *rec;
+	size_t i;
+
+	for (i = 0; i < 64; i++)
+		json_array_append_new(readers,
+				      json_pack("{s:i, s:s}", "pid", (int)i,
+						"comm", "a-long-process-name"));
+	rec = json_pack("{s:b, s:[{s:s, s:[{s:s}], s:o}]}", "confirmed", 1,
+			"revoked", "name", "db", "leases", "lease_id", "L1",
+			"blast_radius", readers);
+	broker_fit_record(rec, 1 << 20);
+	ck_assert_ptr_null(json_object_get(rec, "truncated"));
+	broker_fit_record(rec, 512);
+	ck_assert(json_is_true(json_object_get(rec, "truncated")));
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(
+		json_object_get(
+		    json_array_get(json_object_get(rec, "revoked"), 0),
+		    "blast_radius"),
+		"readers")),
+	    64);
+	ck_assert_uint_lt(json_dumpb(rec, NULL, 0, JSON_COMPACT), 512);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(
+		json_array_get(
+		    json_object_get(
+			json_array_get(json_object_get(rec, "revoked"), 0),
+			"leases"),
+		    0),
+		"lease_id")),
+	    "L1");
+	json_decref(rec);
+}
+END_TEST
+
 START_TEST(test_broker_revoke_unconfirmed_is_retried)
 {
 	struct broker *b = make_broker("30s", "1h");
@@ -722,6 +761,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_serves_last_good_until_expiry_only);
 	tcase_add_test(tc, test_broker_revoke_freezes_until_unfreeze);
 	tcase_add_test(tc, test_broker_revoke_unconfirmed_is_retried);
+	tcase_add_test(tc, test_broker_record_fits_the_reply);
 	tcase_add_test(tc, test_broker_revoke_all_revokes_identities);
 	tcase_add_test(tc, test_broker_polls_unchanged_value_without_churn);
 	tcase_add_test(tc, test_broker_new_identity_reissues_old_leases);
