@@ -151,27 +151,8 @@ static int pg_parse_duration(const json_t *obj, const char *path,
 			     const char *key, uint64_t min, uint64_t max,
 			     uint64_t *ret, struct errmsg *err)
 {
-	const json_t *v = json_object_get(obj, key);
-	uint64_t usec;
-
-	if (v == NULL) {
-		*ret = PG_DEFAULT_TIMEOUT;
-		return 0;
-	}
-	if (!json_is_string(v))
-		return errmsg_set(err, -EINVAL,
-				  "%s.%s: expected a duration like \"5s\"",
-				  path, key);
-	if (config_parse_duration(json_string_value(v), &usec) < 0)
-		return errmsg_set(err, -EINVAL, "%s.%s: invalid duration", path,
-				  key);
-	if (usec < min || usec > max)
-		return errmsg_set(
-		    err, -EINVAL,
-		    "%s.%s: must be between %" PRIu64 "ms and %" PRIu64 "s",
-		    path, key, min / 1000, (uint64_t)(max / USEC_PER_SEC));
-	*ret = usec;
-	return 0;
+	*ret = PG_DEFAULT_TIMEOUT;
+	return config_duration_field(obj, path, key, min, max, ret, err);
 }
 
 static void pg_free_config(void *p)

@@ -9,6 +9,8 @@
 #include "vault_config.h"
 
 #define VAULT_PATH_LEN 256
+#define VAULT_MIN_TIMEOUT 100000ULL	     /* 100 ms */
+#define VAULT_MAX_TIMEOUT (600ULL * 1000000) /* 10 min */
 
 static int vault_check_keys(const json_t *obj, const char *path,
 			    const char *const *allowed, struct errmsg *err)
@@ -47,30 +49,6 @@ static int vault_get_str(const json_t *obj, const char *path, const char *key,
 				  "characters",
 				  path, key, size - 1);
 	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
-	return 0;
-}
-
-static int vault_get_duration(const json_t *obj, const char *path,
-			      const char *key, uint64_t *ret,
-			      struct errmsg *err)
-{
-	const json_t *v = json_object_get(obj, key);
-	uint64_t usec;
-
-	if (v == NULL)
-		return 0;
-	if (!json_is_string(v) ||
-	    config_parse_duration(json_string_value(v), &usec) < 0)
-		return errmsg_set(err, -EINVAL,
-				  "%s.%s: expected a duration "
-				  "string like \"10s\"",
-				  path, key);
-	if (usec < 100000 || usec > 600ULL * 1000000)
-		return errmsg_set(err, -EINVAL,
-				  "%s.%s: must be from 100ms "
-				  "to 10m",
-				  path, key);
-	*ret = usec;
 	return 0;
 }
 
@@ -185,11 +163,13 @@ static int vault_parse_limits(const json_t *obj, const char *path,
 	const json_t *v = json_object_get(obj, "max_response_bytes");
 	int r;
 
-	r = vault_get_duration(obj, path, "connect_timeout",
-			       &c->connect_timeout_usec, err);
+	r = config_duration_field(obj, path, "connect_timeout",
+				  VAULT_MIN_TIMEOUT, VAULT_MAX_TIMEOUT,
+				  &c->connect_timeout_usec, err);
 	if (r == 0)
-		r = vault_get_duration(obj, path, "request_timeout",
-				       &c->request_timeout_usec, err);
+		r = config_duration_field(obj, path, "request_timeout",
+					  VAULT_MIN_TIMEOUT, VAULT_MAX_TIMEOUT,
+					  &c->request_timeout_usec, err);
 	if (r < 0 || v == NULL)
 		return r;
 	if (!json_is_integer(v) || json_integer_value(v) < 1024 ||

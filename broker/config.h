@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "audit.h"
 #include "errmsg.h"
 #include "hooks.h"
@@ -104,6 +106,13 @@ void config_free(struct config *c);
 /* "90s", "15m", "1h", "2d", "500ms", or a combination like "1h30m".
  * Returns 0 or -EINVAL. */
 int config_parse_duration(const char *text, uint64_t *usec)
+    __attribute__((warn_unused_result));
+/* The duration at obj.key, from min to max, into *ret; an absent key
+ * leaves *ret alone.  Returns 0, or -EINVAL with err naming "path.key"
+ * and the allowed range.  For the parse hooks of backends and hooks. */
+int config_duration_field(const json_t *obj, const char *path, const char *key,
+			  uint64_t min, uint64_t max, uint64_t *ret,
+			  struct errmsg *err)
     __attribute__((warn_unused_result));
 
 #endif

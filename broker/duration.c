@@ -1,5 +1,6 @@
 /* Durations as written in the config: "90s", "15m", "1h30m". */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -61,5 +62,45 @@ int config_parse_duration(const char *text, uint64_t *usec)
 		total += part;
 	}
 	*usec = total;
+	return 0;
+}
+
+/* The largest unit that divides usec, for messages: "100ms", "10m". */
+static void duration_show(uint64_t usec, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]); i++)
+		if (usec % duration_units[i].usec == 0 && usec != 0)
+			break;
+	if (i == sizeof(duration_units) / sizeof(duration_units[0]))
+		i--;
+	(void)snprintf(buf, size, "%llu%s",
+		       (unsigned long long)(usec / duration_units[i].usec),
+		       duration_units[i].unit);
+}
+
+int config_duration_field(const json_t *obj, const char *path, const char *key,
+			  uint64_t min, uint64_t max, uint64_t *ret,
+			  struct errmsg *err)
+{
+	const json_t *v = json_object_get(obj, key);
+	char lo[24], hi[24];
+	uint64_t usec;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) ||
+	    config_parse_duration(json_string_value(v), &usec) < 0)
+		return errmsg_set(err, -EINVAL,
+				  "%s.%s: expected a duration like \"5s\"",
+				  path, key);
+	if (usec < min || usec > max) {
+		duration_show(min, lo, sizeof(lo));
+		duration_show(max, hi, sizeof(hi));
+		return errmsg_set(err, -EINVAL, "%s.%s: must be from %s to %s",
+				  path, key, lo, hi);
+	}
+	*ret = usec;
 	return 0;
 }

@@ -238,27 +238,6 @@ static int hook_parse_ca_file(const json_t *v, const char *path,
 	return r;
 }
 
-static int hook_parse_timeout(const json_t *v, const char *path, uint64_t *ret,
-			      struct errmsg *err)
-{
-	uint64_t usec;
-
-	if (v == NULL)
-		return 0;
-	if (!json_is_string(v) ||
-	    config_parse_duration(json_string_value(v), &usec) < 0)
-		return errmsg_set(err, -EINVAL,
-				  "%s.timeout: expected a duration string "
-				  "like \"5s\"",
-				  path);
-	if (usec < HOOK_MIN_TIMEOUT_USEC || usec > HOOK_MAX_TIMEOUT_USEC)
-		return errmsg_set(err, -EINVAL,
-				  "%s.timeout: must be from 100ms to 10m",
-				  path);
-	*ret = usec;
-	return 0;
-}
-
 static int hook_parse_retries(const json_t *v, const char *path, unsigned *ret,
 			      struct errmsg *err)
 {
@@ -343,8 +322,9 @@ int hook_config_parse(const json_t *obj, const char *path,
 							  : signal_keys,
 				    err);
 	if (r == 0)
-		r = hook_parse_timeout(json_object_get(obj, "timeout"), path,
-				       &h.timeout_usec, err);
+		r = config_duration_field(
+		    obj, path, "timeout", HOOK_MIN_TIMEOUT_USEC,
+		    HOOK_MAX_TIMEOUT_USEC, &h.timeout_usec, err);
 	if (r == 0 && h.type == HOOK_EXEC)
 		r = hook_parse_argv(json_object_get(obj, "argv"), path, &h,
 				    err);

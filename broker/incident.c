@@ -65,6 +65,13 @@ static int broker_plan_add(struct revoke_plan *p, struct broker *b, size_t slot,
 	return 0;
 }
 
+static void broker_cancel_jobs(struct broker *b, size_t slot)
+{
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_REFRESH);
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_EXPIRE);
+	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_RETIRE);
+}
+
 /* Freezes slot and moves its leases (and, for verification, the current
  * values) into the plan.  Called with b->lock held.  Out of memory, the
  * leases stay known to the backend's revoke_all. */
@@ -87,9 +94,7 @@ static int broker_take_slot(struct broker *b, size_t slot, bool verify,
 	s->has_lease = false;
 	s->retired_count = 0;
 	kv_clear(&s->values);
-	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_REFRESH);
-	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_EXPIRE);
-	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_RETIRE);
+	broker_cancel_jobs(b, slot);
 	pthread_cond_broadcast(&b->changed);
 	return r;
 }
@@ -457,7 +462,9 @@ void broker_revoked_upstream(struct broker *b, size_t slot, const char *detail)
 		  s->cfg->name, s->lease.id, detail);
 	/* Out of the mount now; no re-issue meanwhile. */
 	s->state = SECRET_FROZEN;
-	(void)sched_cancel(b->sched, (uint32_t)slot, SCHED_REFRESH);
+	/* The revoke thread owns every lease of the slot now: an expiry or
+	 * retirement firing first would revoke it a second time. */
+	broker_cancel_jobs(b, slot);
 	store_kill_slot(b->store, slot);
 	job = calloc(1, sizeof(*job));
 	if (job != NULL) {

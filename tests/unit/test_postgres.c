@@ -341,12 +341,13 @@ END_TEST
 
 START_TEST(test_postgres_config_bad_duration)
 {
-	assert_cfg_error("{\"admin_dsn_file\": \"/x\", "
-			 "\"statement_timeout\": \"soon\"}",
-			 "backends.pg.statement_timeout: invalid duration");
+	assert_cfg_error(
+	    "{\"admin_dsn_file\": \"/x\", "
+	    "\"statement_timeout\": \"soon\"}",
+	    "backends.pg.statement_timeout: expected a duration like");
 	assert_cfg_error("{\"admin_dsn_file\": \"/x\", "
 			 "\"connect_timeout\": \"1h\"}",
-			 "backends.pg.connect_timeout: must be between");
+			 "backends.pg.connect_timeout: must be from");
 }
 END_TEST
 
