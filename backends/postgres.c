@@ -1569,6 +1569,8 @@ static int pg_revoke_all(struct backend *b, struct errmsg *err)
 	total = b->role_count;
 	for (i = total; i-- > 0;) {
 		memcpy(role, b->roles[i], sizeof(role));
+		/* Some failures carry no message; never log stale text. */
+		e = (struct errmsg){{0}};
 		r = pg_ensure(b, &e);
 		if (r == 0)
 			r = pg_revoke_role(b, role, &e);

@@ -9,6 +9,10 @@
 
 #include "vault_api.h"
 
+/* Bounds lease and token lifetimes so later arithmetic in microseconds
+ * cannot overflow; Vault's own max_ttl defaults to 32 days. */
+#define VAULT_MAX_DURATION_S (10LL * 366 * 24 * 3600)
+
 static json_t *vault_load(const void *body, size_t len, struct errmsg *err)
 {
 	json_error_t jerr;
@@ -33,10 +37,11 @@ static int vault_get_duration(const json_t *obj, const char *key, int64_t *ret,
 {
 	const json_t *v = json_object_get(obj, key);
 
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > VAULT_MAX_DURATION_S)
 		return errmsg_set(err, -EPROTO,
 				  "response: \"%s\" is not a whole number of "
-				  "seconds",
+				  "seconds up to ten years",
 				  key);
 	*ret = (int64_t)json_integer_value(v);
 	return 0;

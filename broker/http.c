@@ -431,6 +431,10 @@ int http_curl_new(const struct http_config *cfg, struct http_transport **ret,
 	struct http_curl *t;
 	int i, r = 0;
 
+	/* libcurl reads a zero timeout as "wait forever". */
+	if (cfg->total_timeout_usec == 0)
+		return errmsg_set(err, -EINVAL,
+				  "http: a total timeout is required");
 	pthread_once(&http_once, http_global_init);
 	if (http_global_status != CURLE_OK)
 		return errmsg_set(err, -EIO, "libcurl: %s",

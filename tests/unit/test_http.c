@@ -201,6 +201,19 @@ START_TEST(test_http_plain_http_refused)
 }
 END_TEST
 
+START_TEST(test_http_zero_timeout_refused)
+{
+	struct http_config c = base_config();
+	struct http_transport *t = NULL;
+	struct errmsg err = {{0}};
+
+	c.total_timeout_usec = 0;
+	ck_assert_int_eq(http_curl_new(&c, &t, &err), -EINVAL);
+	ck_assert_ptr_null(t);
+	ck_assert_ptr_nonnull(strstr(err.text, "total timeout"));
+}
+END_TEST
+
 START_TEST(test_http_body_cap)
 {
 	struct http_config c = base_config();
@@ -449,6 +462,7 @@ static Suite *http_suite(void)
 	tcase_add_test(tc, test_http_methods_carry_body);
 	tcase_add_test(tc, test_http_status_is_not_an_error);
 	tcase_add_test(tc, test_http_plain_http_refused);
+	tcase_add_test(tc, test_http_zero_timeout_refused);
 	tcase_add_test(tc, test_http_body_cap);
 	tcase_add_test(tc, test_http_timeout);
 	tcase_add_test(tc, test_http_dropped_and_refused);
