@@ -218,7 +218,7 @@ static json_t *cmd_rotate(struct broker *b, const struct control_peer *peer,
 	ts.tv_sec = (time_t)(deadline / USEC_PER_SEC);
 	ts.tv_nsec = (long)(deadline % USEC_PER_SEC) * 1000;
 	while (s->rotations == before_rot && s->failures == before_fail &&
-	       !b->stopping &&
+	       s->state != SECRET_FROZEN && !b->stopping &&
 	       pthread_cond_timedwait(&b->changed, &b->lock, &ts) != ETIMEDOUT)
 		;
 	if (s->rotations != before_rot)
@@ -226,9 +226,11 @@ static json_t *cmd_rotate(struct broker *b, const struct control_peer *peer,
 				  "version", (json_int_t)s->version_seq,
 				  "lease_id", s->lease.id);
 	else
-		reply = json_pack("{s:b, s:s}", "ok", 0, "error",
-				  s->last_error[0] ? s->last_error
-						   : "rotation still pending");
+		reply = json_pack(
+		    "{s:b, s:s}", "ok", 0, "error",
+		    s->state == SECRET_FROZEN ? "revoked while rotating"
+		    : s->last_error[0]	      ? s->last_error
+					      : "rotation still pending");
 	pthread_mutex_unlock(&b->lock);
 	return reply;
 }

@@ -115,7 +115,8 @@ static int control_send_json(int fd, json_t *obj, int timeout_ms)
 	char *text;
 	int r;
 
-	if (len == 0 || len > CONTROL_MAX_REPLY)
+	/* The reader's cap counts the newline too. */
+	if (len == 0 || len >= CONTROL_MAX_REPLY)
 		return -EMSGSIZE;
 	text = malloc(len + 1);
 	if (text == NULL)
@@ -281,8 +282,18 @@ static void *control_client_thread(void *arg)
 					CONTROL_READ_TIMEOUT_MS);
 		reply = control_dispatch(cl, buf, len);
 	}
-	if (reply != NULL)
-		(void)control_send_json(cl->fd, reply, CONTROL_READ_TIMEOUT_MS);
+	/* The command has run: a reply too large still answers the CLI. */
+	if (reply != NULL &&
+	    control_send_json(cl->fd, reply, CONTROL_READ_TIMEOUT_MS) ==
+		-EMSGSIZE) {
+		json_decref(reply);
+		reply = control_refusal("reply too large for the control "
+					"socket; the command ran, see the "
+					"audit log");
+		if (reply != NULL)
+			(void)control_send_json(cl->fd, reply,
+						CONTROL_READ_TIMEOUT_MS);
+	}
 	json_decref(reply);
 	free(buf);
 	close(cl->fd);

@@ -526,6 +526,13 @@ int webhook_run(const struct webhook_config *cfg, struct errmsg *err)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		r = errmsg_set(err, -errno, "webhook: signalfd: %s",
+			       strerror(errno));
+		close(lfd);
+		SSL_CTX_free(w.ctx);
+		return r;
+	}
 	log_info("event=webhook_started listen=%s", cfg->listen);
 	pfd[0] = (struct pollfd){lfd, POLLIN, 0};
 	pfd[1] = (struct pollfd){sfd, POLLIN, 0};
