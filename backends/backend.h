@@ -57,6 +57,9 @@ struct backend_ops {
 	const char *type; /* the "type" in the config's backends map */
 	/* Files a secret gets when its config names none; NULL-terminated. */
 	const char *const *default_files;
+	/* Optional: the default files of one secret, when they depend on its
+	 * config (an AWS key pair versus a Secrets Manager value). */
+	const char *const *(*secret_files)(const void *secret_cfg);
 	/* Names for the "env" rendering; {NULL, NULL}-terminated. */
 	const struct render_env_name *env_names;
 

@@ -1,6 +1,7 @@
 /* The table of backend types the config may name. */
 #include <string.h>
 
+#include "aws.h"
 #include "backend.h"
 #include "postgres.h"
 #include "vault.h"
@@ -8,6 +9,7 @@
 static const struct backend_ops *const backend_table[] = {
     &postgres_backend_ops,
     &vault_backend_ops,
+    &aws_backend_ops,
 };
 
 const struct backend_ops *backend_find(const char *type)

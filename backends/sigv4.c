@@ -3,20 +3,29 @@
  * empty segments removed; query parameters decoded, re-encoded and sorted
  * by name, then value; header names lower-cased and sorted, values trimmed
  * with inner whitespace runs collapsed and folded lines joined by commas;
- * the payload's SHA-256 in hex. */
+ * the payload's SHA-256 in hex.  The canonical request carries header
+ * values (the session token among them) and query values (a presigned
+ * URL's token), so every working copy of it is wiped (zalloc) before it is
+ * freed. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "sigv4.h"
+#include "zalloc.h"
 
 #define SIGV4_MAX_PARAMS 64
+#define SIGV4_MAX_SECRET 128 /* AWS secret keys are 40 characters */
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 
 /* A bounded writer; once full, further appends only count. */
@@ -98,11 +107,16 @@ static size_t sigv4_decode(const char *p, size_t n, char *dst)
 }
 
 /* The canonical URI: segments encoded, "." and ".." resolved, empty
- * segments dropped (a trailing slash kept). */
-static void sigv4_canonical_path(struct sigv4_out *o, const char *path)
+ * segments dropped (a trailing slash kept).  A path that keeps more than
+ * SIGV4_MAX_SEGMENTS segments once resolved is refused: dropping some
+ * would sign a different path than the one sent.  n counts the resolved
+ * depth; only the first SIGV4_MAX_SEGMENTS are stored, as anything deeper
+ * is either popped again by ".." or an error. */
+static int sigv4_canonical_path(struct sigv4_out *o, const char *path,
+				struct errmsg *err)
 {
-	const char *seg[128], *p = path, *slash;
-	size_t len[128], n = 0, i, l;
+	const char *seg[SIGV4_MAX_SEGMENTS], *p = path, *slash;
+	size_t len[SIGV4_MAX_SEGMENTS], n = 0, i, l;
 	bool trailing;
 
 	l = strlen(path);
@@ -117,18 +131,26 @@ static void sigv4_canonical_path(struct sigv4_out *o, const char *path)
 		if (l == 2 && strncmp(p, "..", 2) == 0) {
 			if (n > 0)
 				n--;
-		} else if (!(l == 1 && *p == '.') && n < 128) {
-			seg[n] = p;
-			len[n++] = l;
+		} else if (!(l == 1 && *p == '.')) {
+			if (n < SIGV4_MAX_SEGMENTS) {
+				seg[n] = p;
+				len[n] = l;
+			}
+			n++;
 		}
 		p += l;
 	}
+	if (n > SIGV4_MAX_SEGMENTS)
+		return errmsg_set(err, -EMSGSIZE,
+				  "sigv4: the path has more than %d segments",
+				  SIGV4_MAX_SEGMENTS);
 	for (i = 0; i < n; i++) {
 		out_str(o, "/");
 		out_encoded(o, seg[i], len[i]);
 	}
 	if (n == 0 || trailing)
 		out_str(o, "/");
+	return 0;
 }
 
 struct sigv4_param {
@@ -152,13 +174,13 @@ static char *sigv4_param(const char *p, size_t n)
 {
 	const char *eq = memchr(p, '=', n);
 	size_t kl = eq ? (size_t)(eq - p) : n, vl = eq ? n - kl - 1 : 0;
-	char *tmp = malloc(n + 1), *res = malloc(3 * n + 2);
+	char *tmp = zalloc_malloc(n + 1), *res = zalloc_malloc(3 * n + 2);
 	struct sigv4_out o = {res, 3 * n + 2, 0};
 	size_t d;
 
 	if (tmp == NULL || res == NULL) {
-		free(tmp);
-		free(res);
+		zalloc_free(tmp);
+		zalloc_free(res);
 		return NULL;
 	}
 	d = sigv4_decode(p, kl, tmp);
@@ -166,11 +188,12 @@ static char *sigv4_param(const char *p, size_t n)
 	out_str(&o, "=");
 	d = eq ? sigv4_decode(eq + 1, vl, tmp) : 0;
 	out_encoded(&o, tmp, d);
-	free(tmp);
+	zalloc_free(tmp);
 	return res;
 }
 
-static int sigv4_canonical_query(struct sigv4_out *o, const char *query)
+static int sigv4_canonical_query(struct sigv4_out *o, const char *query,
+				 struct errmsg *err)
 {
 	struct sigv4_param params[SIGV4_MAX_PARAMS];
 	const char *p = query, *amp;
@@ -194,9 +217,16 @@ static int sigv4_canonical_query(struct sigv4_out *o, const char *query)
 			out_str(o, i ? "&" : "");
 			out_str(o, params[i].text);
 		}
-		free(params[i].text);
+		zalloc_free(params[i].text);
 	}
-	return r;
+	if (r == -EMSGSIZE)
+		return errmsg_set(err, r,
+				  "sigv4: the query has more than %d "
+				  "parameters",
+				  SIGV4_MAX_PARAMS);
+	if (r < 0)
+		return errmsg_set(err, r, "sigv4: out of memory");
+	return 0;
 }
 
 static int sigv4_cmp_header(const void *a, const void *b)
@@ -284,9 +314,25 @@ static int sigv4_sha256_hex(const void *p, size_t n, char hex[65])
 	return 0;
 }
 
-int sigv4_canonical_request(const struct sigv4_request *req, char *buf,
-			    size_t size, char *signed_headers,
-			    size_t signed_size)
+/* Insertion sort: stable, so repeated headers keep their request order
+ * (their values are joined in that order). */
+static void sigv4_sort_headers(struct sigv4_header *h, size_t n)
+{
+	size_t i, j;
+
+	for (i = 1; i < n; i++) {
+		struct sigv4_header t = h[i];
+
+		for (j = i; j > 0 && sigv4_cmp_header(&h[j - 1], &t) > 0; j--)
+			h[j] = h[j - 1];
+		h[j] = t;
+	}
+}
+
+/* sigv4_canonical_request, with err saying what was refused. */
+static int sigv4_canonical(const struct sigv4_request *req, char *buf,
+			   size_t size, char *signed_headers,
+			   size_t signed_size, struct errmsg *err)
 {
 	struct sigv4_header sorted[SIGV4_MAX_HEADERS];
 	struct sigv4_out o = {buf, size, 0},
@@ -297,28 +343,22 @@ int sigv4_canonical_request(const struct sigv4_request *req, char *buf,
 	int r;
 
 	if (req->header_count > SIGV4_MAX_HEADERS)
-		return -EINVAL;
+		return errmsg_set(err, -EINVAL, "sigv4: more than %d headers",
+				  SIGV4_MAX_HEADERS);
 	for (i = 0; i < req->header_count; i++)
 		host = host || strcasecmp(req->headers[i].name, "host") == 0;
 	if (!host)
-		return -EINVAL;
+		return errmsg_set(err, -EINVAL,
+				  "sigv4: the request has no host header");
 	memcpy(sorted, req->headers, req->header_count * sizeof(sorted[0]));
-	/* A stable sort keeps repeated headers in request order. */
-	for (i = 1; i < req->header_count; i++) {
-		struct sigv4_header t = sorted[i];
-		size_t j = i;
-
-		while (j > 0 && sigv4_cmp_header(&sorted[j - 1], &t) > 0) {
-			sorted[j] = sorted[j - 1];
-			j--;
-		}
-		sorted[j] = t;
-	}
+	sigv4_sort_headers(sorted, req->header_count);
 	out_str(&o, req->method);
 	out_str(&o, "\n");
-	sigv4_canonical_path(&o, req->path);
+	r = sigv4_canonical_path(&o, req->path, err);
+	if (r < 0)
+		return r;
 	out_str(&o, "\n");
-	r = sigv4_canonical_query(&o, req->query ? req->query : "");
+	r = sigv4_canonical_query(&o, req->query ? req->query : "", err);
 	if (r < 0)
 		return r;
 	out_str(&o, "\n");
@@ -328,9 +368,20 @@ int sigv4_canonical_request(const struct sigv4_request *req, char *buf,
 	out_str(&o, "\n");
 	r = sigv4_sha256_hex(req->body ? req->body : "", req->body_len, hash);
 	if (r < 0)
-		return r;
+		return errmsg_set(err, r, "sigv4: cannot hash the payload");
 	out_str(&o, hash);
-	return out_ok(&o) && out_ok(&sh) ? 0 : -EMSGSIZE;
+	if (!out_ok(&o) || !out_ok(&sh))
+		return errmsg_set(err, -EMSGSIZE,
+				  "sigv4: the canonical request does not fit");
+	return 0;
+}
+
+int sigv4_canonical_request(const struct sigv4_request *req, char *buf,
+			    size_t size, char *signed_headers,
+			    size_t signed_size)
+{
+	return sigv4_canonical(req, buf, size, signed_headers, signed_size,
+			       NULL);
 }
 
 int sigv4_string_to_sign(const char *canonical, const char *amz_date,
@@ -349,49 +400,95 @@ int sigv4_string_to_sign(const char *canonical, const char *amz_date,
 	return n < 0 || (size_t)n >= size ? -EMSGSIZE : 0;
 }
 
-static int sigv4_hmac(const void *key, size_t klen, const char *msg,
-		      unsigned char out[32])
+static int sigv4_hmac(const void *key, size_t klen, const void *msg,
+		      size_t mlen, unsigned char out[32])
 {
 	unsigned int len = 0;
 
-	return HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg,
-		    strlen(msg), out, &len) != NULL &&
+	return HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &len) !=
+			   NULL &&
 		       len == 32
 		   ? 0
 		   : -EIO;
 }
 
-/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region),
- * service), "aws4_request"), all in a wiped buffer. */
-static int sigv4_signature(const struct sigv4_key *key, const char *amz_date,
-			   const char *region, const char *service,
-			   const char *sts, char hex[65])
+static int sigv4_hmac_str(const void *key, size_t klen, const char *msg,
+			  unsigned char out[32])
 {
-	unsigned char k[4][32], sig[32];
-	char date[9], seed[4 + 128];
+	return sigv4_hmac(key, klen, msg, strlen(msg), out);
+}
+
+/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region),
+ * service), "aws4_request"), every intermediate in a wiped buffer.  date
+ * is the 8-character YYYYMMDD. */
+static int sigv4_derive(const struct secret *secret_key, const char *date,
+			const char *region, const char *service,
+			unsigned char ksigning[32])
+{
+	unsigned char k[3][32];
+	char seed[4 + SIGV4_MAX_SECRET];
 	size_t slen;
-	const char *secret = secret_expose(key->secret_access_key, &slen);
+	const char *secret = secret_expose(secret_key, &slen);
 	int r = -EMSGSIZE;
 
-	if (slen <= 128) {
+	if (slen <= SIGV4_MAX_SECRET) {
 		memcpy(seed, "AWS4", 4);
 		memcpy(seed + 4, secret, slen);
-		(void)snprintf(date, sizeof(date), "%.8s", amz_date);
-		r = sigv4_hmac(seed, 4 + slen, date, k[0]);
+		r = sigv4_hmac_str(seed, 4 + slen, date, k[0]);
 	}
 	if (r == 0)
-		r = sigv4_hmac(k[0], 32, region, k[1]);
+		r = sigv4_hmac_str(k[0], 32, region, k[1]);
 	if (r == 0)
-		r = sigv4_hmac(k[1], 32, service, k[2]);
+		r = sigv4_hmac_str(k[1], 32, service, k[2]);
 	if (r == 0)
-		r = sigv4_hmac(k[2], 32, "aws4_request", k[3]);
-	if (r == 0)
-		r = sigv4_hmac(k[3], 32, sts, sig);
-	if (r == 0)
-		sigv4_hex(sig, 32, hex);
+		r = sigv4_hmac_str(k[2], 32, "aws4_request", ksigning);
 	secret_wipe(seed, sizeof(seed));
 	secret_wipe(k, sizeof(k));
 	return r;
+}
+
+/* The signed-header list and the string to sign for req.  The canonical
+ * request only lives in between, in a buffer wiped as it is freed. */
+static int sigv4_prepare(const struct sigv4_request *req, const char *amz_date,
+			 const char *region, const char *service, char *sh,
+			 size_t sh_size, char *sts, size_t sts_size,
+			 struct errmsg *err)
+{
+	char *canonical = zalloc_malloc(SIGV4_MAX_CANONICAL);
+	int r;
+
+	if (canonical == NULL)
+		return errmsg_set(err, -ENOMEM, "sigv4: out of memory");
+	r = sigv4_canonical(req, canonical, SIGV4_MAX_CANONICAL, sh, sh_size,
+			    err);
+	if (r == 0 && (r = sigv4_string_to_sign(canonical, amz_date, region,
+						service, sts, sts_size)) < 0)
+		(void)errmsg_set(err, r, "sigv4: bad date or scope");
+	zalloc_free(canonical);
+	return r;
+}
+
+/* The Authorization header from the signing key and the string to sign. */
+static int sigv4_finish(const unsigned char ksigning[32], const char *sts,
+			const char *access_key_id, const char *amz_date,
+			const char *region, const char *service, const char *sh,
+			char *buf, size_t size, struct errmsg *err)
+{
+	unsigned char sig[32];
+	char hex[65];
+	int r, n;
+
+	r = sigv4_hmac_str(ksigning, 32, sts, sig);
+	if (r < 0)
+		return errmsg_set(err, r, "sigv4: cannot sign");
+	sigv4_hex(sig, 32, hex);
+	n = snprintf(buf, size,
+		     SIGV4_ALGORITHM " Credential=%s/%.8s/%s/%s/aws4_request, "
+				     "SignedHeaders=%s, Signature=%s",
+		     access_key_id, amz_date, region, service, sh, hex);
+	if (n < 0 || (size_t)n >= size)
+		return errmsg_set(err, -EMSGSIZE, "sigv4: header too long");
+	return 0;
 }
 
 int sigv4_authorization(const struct sigv4_request *req, const char *amz_date,
@@ -399,32 +496,238 @@ int sigv4_authorization(const struct sigv4_request *req, const char *amz_date,
 			const struct sigv4_key *key, char *buf, size_t size,
 			struct errmsg *err)
 {
-	char *canonical = malloc(SIGV4_MAX_CANONICAL), sh[1024], sts[512];
-	char sig[65];
-	int r, n;
+	unsigned char ksigning[32];
+	char sh[1024], sts[512], date[9];
+	int r;
 
-	if (canonical == NULL)
-		return errmsg_set(err, -ENOMEM, "sigv4: out of memory");
-	r = sigv4_canonical_request(req, canonical, SIGV4_MAX_CANONICAL, sh,
-				    sizeof(sh));
+	r = sigv4_prepare(req, amz_date, region, service, sh, sizeof(sh), sts,
+			  sizeof(sts), err);
 	if (r < 0)
+		goto out;
+	(void)snprintf(date, sizeof(date), "%.8s", amz_date);
+	r = sigv4_derive(key->secret_access_key, date, region, service,
+			 ksigning);
+	if (r < 0) {
 		(void)errmsg_set(err, r,
-				 "sigv4: cannot build the canonical "
-				 "request");
-	if (r == 0 && (r = sigv4_string_to_sign(canonical, amz_date, region,
-						service, sts, sizeof(sts))) < 0)
-		(void)errmsg_set(err, r, "sigv4: bad date or scope");
-	if (r == 0 &&
-	    (r = sigv4_signature(key, amz_date, region, service, sts, sig)) < 0)
-		(void)errmsg_set(err, r, "sigv4: cannot sign");
-	free(canonical);
-	if (r < 0)
+				 "sigv4: cannot derive the signing key");
+		goto out;
+	}
+	r = sigv4_finish(ksigning, sts, key->access_key_id, amz_date, region,
+			 service, sh, buf, size, err);
+out:
+	secret_wipe(ksigning, sizeof(ksigning));
+	secret_wipe(sts, sizeof(sts));
+	return r;
+}
+
+/* The signing-key cache.  A derived key is as good as the secret key for a
+ * day (for its region and service), so the keys live in struct secret; the
+ * scope beside them is not secret.  An entry is found by access key id,
+ * date, region, service and a fingerprint of the secret key, so a key
+ * rotated under the same id never reuses a stale entry.  The fingerprint is
+ * keyed with per-signer random bytes, so it says nothing about the secret
+ * key to whoever reads the signer's memory. */
+#define SIGV4_CACHE_SLOTS 8
+#define SIGV4_MAX_ID 128    /* IAM access key ids are at most 128 chars */
+#define SIGV4_MAX_SCOPE 63  /* region, service */
+#define SIGV4_FP_KEY_LEN 32 /* at the start of keys; then one key a slot */
+
+struct sigv4_slot {
+	char access_key_id[SIGV4_MAX_ID + 1];
+	char date[9];
+	char region[SIGV4_MAX_SCOPE + 1];
+	char service[SIGV4_MAX_SCOPE + 1];
+	unsigned char fingerprint[32];
+	uint64_t used; /* the signer's tick at last use; 0: empty */
+};
+
+struct sigv4_signer {
+	pthread_mutex_t lock;
+	/* The fingerprint key (written once, in sigv4_signer_new), then
+	 * SIGV4_CACHE_SLOTS signing keys of 32 bytes (lock). */
+	struct secret *keys;
+	uint64_t tick;				    /* lock */
+	struct sigv4_slot slots[SIGV4_CACHE_SLOTS]; /* lock */
+};
+
+/* What one signature's cache entry is looked up by. */
+struct sigv4_scope {
+	const char *access_key_id, *region, *service;
+	char date[9];
+	unsigned char fingerprint[32];
+};
+
+int sigv4_signer_new(struct sigv4_signer **ret)
+{
+	struct sigv4_signer *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (s == NULL)
+		return -ENOMEM;
+	r = secret_new(SIGV4_FP_KEY_LEN + 32 * SIGV4_CACHE_SLOTS, &s->keys);
+	if (r < 0) {
+		free(s);
 		return r;
-	n = snprintf(buf, size,
-		     SIGV4_ALGORITHM " Credential=%s/%.8s/%s/%s/aws4_request, "
-				     "SignedHeaders=%s, Signature=%s",
-		     key->access_key_id, amz_date, region, service, sh, sig);
-	return n < 0 || (size_t)n >= size
-		   ? errmsg_set(err, -EMSGSIZE, "sigv4: header too long")
-		   : 0;
+	}
+	if (RAND_bytes(secret_expose(s->keys, NULL), SIGV4_FP_KEY_LEN) != 1) {
+		secret_free(s->keys);
+		free(s);
+		return -EIO;
+	}
+	(void)pthread_mutex_init(&s->lock, NULL);
+	*ret = s;
+	return 0;
+}
+
+void sigv4_signer_free(struct sigv4_signer *s)
+{
+	if (s == NULL)
+		return;
+	(void)pthread_mutex_destroy(&s->lock);
+	secret_free(s->keys);
+	secret_wipe(s, sizeof(*s));
+	free(s);
+}
+
+static unsigned char *sigv4_slot_key(const struct sigv4_signer *s, size_t i)
+{
+	unsigned char *p = secret_expose(s->keys, NULL);
+
+	return p + SIGV4_FP_KEY_LEN + 32 * i;
+}
+
+/* Scopes too long for a slot are signed without the cache. */
+static bool sigv4_cacheable(const struct sigv4_scope *sc)
+{
+	return strlen(sc->access_key_id) <= SIGV4_MAX_ID &&
+	       strlen(sc->region) <= SIGV4_MAX_SCOPE &&
+	       strlen(sc->service) <= SIGV4_MAX_SCOPE;
+}
+
+static bool sigv4_slot_matches(const struct sigv4_slot *e,
+			       const struct sigv4_scope *sc)
+{
+	return e->used != 0 && strcmp(e->date, sc->date) == 0 &&
+	       strcmp(e->access_key_id, sc->access_key_id) == 0 &&
+	       strcmp(e->region, sc->region) == 0 &&
+	       strcmp(e->service, sc->service) == 0 &&
+	       CRYPTO_memcmp(e->fingerprint, sc->fingerprint, 32) == 0;
+}
+
+/* Called with s->lock held: the matching slot, or SIGV4_CACHE_SLOTS. */
+static size_t sigv4_cache_find(const struct sigv4_signer *s,
+			       const struct sigv4_scope *sc)
+{
+	size_t i;
+
+	for (i = 0; i < SIGV4_CACHE_SLOTS; i++)
+		if (sigv4_slot_matches(&s->slots[i], sc))
+			break;
+	return i;
+}
+
+/* Copies the cached key for sc into ksigning; false when there is none. */
+static bool sigv4_cache_get(struct sigv4_signer *s,
+			    const struct sigv4_scope *sc,
+			    unsigned char ksigning[32])
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->lock);
+	i = sigv4_cache_find(s, sc);
+	if (i < SIGV4_CACHE_SLOTS) {
+		memcpy(ksigning, sigv4_slot_key(s, i), 32);
+		s->slots[i].used = ++s->tick;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return i < SIGV4_CACHE_SLOTS;
+}
+
+/* Stores ksigning for sc in an empty or the least recently used slot,
+ * wiping the key it replaces.  Another thread may have stored the same
+ * scope since the lookup missed: then that slot is refreshed instead. */
+static void sigv4_cache_put(struct sigv4_signer *s,
+			    const struct sigv4_scope *sc,
+			    const unsigned char ksigning[32])
+{
+	struct sigv4_slot *e;
+	size_t i, victim = 0;
+
+	pthread_mutex_lock(&s->lock);
+	i = sigv4_cache_find(s, sc);
+	if (i == SIGV4_CACHE_SLOTS) {
+		for (i = 1; i < SIGV4_CACHE_SLOTS; i++)
+			if (s->slots[i].used < s->slots[victim].used)
+				victim = i;
+		i = victim;
+	}
+	e = &s->slots[i];
+	secret_wipe(sigv4_slot_key(s, i), 32);
+	memcpy(sigv4_slot_key(s, i), ksigning, 32);
+	(void)snprintf(e->access_key_id, sizeof(e->access_key_id), "%s",
+		       sc->access_key_id);
+	memcpy(e->date, sc->date, sizeof(e->date));
+	(void)snprintf(e->region, sizeof(e->region), "%s", sc->region);
+	(void)snprintf(e->service, sizeof(e->service), "%s", sc->service);
+	memcpy(e->fingerprint, sc->fingerprint, sizeof(e->fingerprint));
+	e->used = ++s->tick;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The signing key for sc (whose fingerprint it fills in): from the cache,
+ * else derived and cached. */
+static int sigv4_signing_key(struct sigv4_signer *s, struct sigv4_scope *sc,
+			     const struct secret *secret_key,
+			     unsigned char ksigning[32])
+{
+	const unsigned char *fp_key = secret_expose(s->keys, NULL);
+	size_t slen;
+	const void *secret = secret_expose(secret_key, &slen);
+	bool cacheable = sigv4_cacheable(sc);
+	int r;
+
+	if (cacheable) {
+		r = sigv4_hmac(fp_key, SIGV4_FP_KEY_LEN, secret, slen,
+			       sc->fingerprint);
+		if (r < 0)
+			return r;
+		if (sigv4_cache_get(s, sc, ksigning))
+			return 0;
+	}
+	r = sigv4_derive(secret_key, sc->date, sc->region, sc->service,
+			 ksigning);
+	if (r == 0 && cacheable)
+		sigv4_cache_put(s, sc, ksigning);
+	return r;
+}
+
+int sigv4_sign(struct sigv4_signer *s, const struct sigv4_request *req,
+	       const char *amz_date, const char *region, const char *service,
+	       const struct sigv4_key *key, char *buf, size_t size,
+	       struct errmsg *err)
+{
+	struct sigv4_scope sc = {key->access_key_id, region, service, {0}, {0}};
+	unsigned char ksigning[32];
+	char sh[1024], sts[512];
+	int r;
+
+	r = sigv4_prepare(req, amz_date, region, service, sh, sizeof(sh), sts,
+			  sizeof(sts), err);
+	if (r < 0)
+		goto out;
+	/* amz_date is 16 characters: sigv4_string_to_sign checked. */
+	memcpy(sc.date, amz_date, 8);
+	r = sigv4_signing_key(s, &sc, key->secret_access_key, ksigning);
+	if (r < 0) {
+		(void)errmsg_set(err, r,
+				 "sigv4: cannot derive the signing key");
+		goto out;
+	}
+	r = sigv4_finish(ksigning, sts, key->access_key_id, amz_date, region,
+			 service, sh, buf, size, err);
+out:
+	secret_wipe(ksigning, sizeof(ksigning));
+	secret_wipe(sts, sizeof(sts));
+	secret_wipe(&sc, sizeof(sc));
+	return r;
 }

@@ -4,14 +4,11 @@
  * private copy.  The token and the service-account JWT exist only in
  * struct secret; bodies and responses too. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/core_names.h>
@@ -21,10 +18,10 @@
 
 #include "clock.h"
 #include "http.h"
+#include "tokenfile.h"
 #include "vault.h"
 #include "vault_config.h"
 
-#define VAULT_MAX_JWT (64 * 1024)
 #define USEC 1000000LL
 
 struct backend {
@@ -125,83 +122,6 @@ static void vault_reply_free(struct vault_reply *reply)
 	reply->body = NULL;
 }
 
-/* A JSON request body built in secret memory (the login body carries the
- * service-account JWT). */
-static int vault_body(json_t *obj, struct secret **ret)
-{
-	size_t n;
-	int r;
-
-	if (obj == NULL)
-		return -ENOMEM;
-	n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
-	r = n == 0 ? -ENOMEM : secret_new(n, ret);
-	if (r == 0) {
-		(void)json_dumpb(obj, secret_expose(*ret, NULL), n,
-				 JSON_COMPACT);
-		r = secret_set_len(*ret, n);
-	}
-	json_decref(obj);
-	return r;
-}
-
-/* The projected token is re-read at every login: the kubelet rotates it. */
-static int vault_read_jwt(const struct vault_config *c, struct secret **ret,
-			  struct errmsg *err)
-{
-	struct secret *jwt = NULL;
-	struct stat st;
-	ssize_t n = 0;
-	size_t len;
-	char *p;
-	int fd, r;
-
-	fd = open(c->token_file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errmsg_set(err, -errno,
-				  "auth.token_file: cannot open "
-				  "%s: %s",
-				  c->token_file, strerror(errno));
-	r = fstat(fd, &st) < 0 ? -errno : 0;
-	if (r == 0 && (!S_ISREG(st.st_mode) || st.st_size > VAULT_MAX_JWT))
-		r = -EINVAL;
-	if (r == 0)
-		r = secret_new((size_t)st.st_size, &jwt);
-	if (r == 0) {
-		n = read(fd, secret_expose(jwt, NULL), (size_t)st.st_size);
-		r = n < 0 ? -errno : secret_set_len(jwt, (size_t)n);
-	}
-	close(fd);
-	if (r < 0) {
-		secret_free(jwt);
-		return errmsg_set(err, r,
-				  "auth.token_file: %s: not a readable "
-				  "token",
-				  c->token_file);
-	}
-	p = secret_expose(jwt, &len);
-	while (len > 0 && strchr(" \t\r\n", p[len - 1]) != NULL)
-		len--;
-	/* A JWT is three base64url parts: anything else is not a token,
-	 * and must not reach the JSON body unescaped. */
-	for (r = 0; (size_t)r < len; r++)
-		if (strchr(
-			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			"0123456789-_.",
-			p[r]) == NULL ||
-		    p[r] == '\0')
-			break;
-	if (len == 0 || (size_t)r != len || secret_set_len(jwt, len) < 0) {
-		secret_free(jwt);
-		return errmsg_set(err, -EINVAL,
-				  "auth.token_file: %s does not "
-				  "hold a JWT",
-				  c->token_file);
-	}
-	*ret = jwt;
-	return 0;
-}
-
 static int vault_login_body(const struct vault_config *c,
 			    const struct secret *jwt, struct secret **ret)
 {
@@ -216,7 +136,7 @@ static int vault_login_body(const struct vault_config *c,
 		json_decref(obj);
 		return -ENOMEM;
 	}
-	return vault_body(obj, ret);
+	return kv_json_dump(obj, ret);
 }
 
 /* Kubernetes auth: a new token, a new identity generation. */
@@ -231,7 +151,7 @@ static int vault_login(struct backend *b, int64_t now, struct errmsg *err)
 	int r;
 
 	(void)snprintf(path, sizeof(path), "auth/%s/login", b->cfg->auth_mount);
-	r = vault_read_jwt(b->cfg, &jwt, err);
+	r = token_file_read(b->cfg->token_file, "auth.token_file", &jwt, err);
 	if (r == 0)
 		r = vault_login_body(b->cfg, jwt, &body);
 	if (r == 0)
@@ -547,10 +467,11 @@ static int vault_lease_body(const char *lease_id, int64_t increment,
 			    struct secret **ret)
 {
 	if (increment > 0)
-		return vault_body(json_pack("{s:s, s:I}", "lease_id", lease_id,
-					    "increment", (json_int_t)increment),
-				  ret);
-	return vault_body(json_pack("{s:s}", "lease_id", lease_id), ret);
+		return kv_json_dump(json_pack("{s:s, s:I}", "lease_id",
+					      lease_id, "increment",
+					      (json_int_t)increment),
+				    ret);
+	return kv_json_dump(json_pack("{s:s}", "lease_id", lease_id), ret);
 }
 
 /* Vault answers 400 with one of these for a lease it does not know (or

@@ -85,50 +85,6 @@ out:
 	return r;
 }
 
-/* A non-string value as its JSON text, rendered straight into secret
- * memory (json_dumpb writes into our buffer). */
-static int vault_set_json(struct kv *kv, const char *key, const json_t *value)
-{
-	size_t n = json_dumpb(value, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-	struct secret *text;
-	int r;
-
-	if (n == 0)
-		return -EPROTO;
-	r = secret_new(n, &text);
-	if (r < 0)
-		return r;
-	(void)json_dumpb(value, secret_expose(text, NULL), n,
-			 JSON_COMPACT | JSON_ENCODE_ANY);
-	r = kv_set(kv, key, secret_expose(text, NULL), n);
-	secret_free(text);
-	return r;
-}
-
-/* Copies a data object's members into kv; non-strings as JSON text. */
-static int vault_copy_data(const json_t *data, struct kv *kv,
-			   struct errmsg *err)
-{
-	const char *key;
-	json_t *value;
-	int r;
-
-	json_object_foreach((json_t *)data, key, value)
-	{
-		if (json_is_string(value))
-			r = kv_set(kv, key, json_string_value(value),
-				   json_string_length(value));
-		else
-			r = vault_set_json(kv, key, value);
-		if (r < 0)
-			return errmsg_set(err, r,
-					  "response: cannot keep value "
-					  "\"%.64s\"",
-					  key);
-	}
-	return 0;
-}
-
 static int vault_parse_kv2(const json_t *data, struct vault_secret *out,
 			   struct errmsg *err)
 {
@@ -146,7 +102,7 @@ static int vault_parse_kv2(const json_t *data, struct vault_secret *out,
 				  "KV v2 response has no "
 				  "data.metadata.version");
 	out->kv_version = (int64_t)json_integer_value(version);
-	return vault_copy_data(inner, &out->values, err);
+	return kv_copy_json_object(inner, &out->values, err);
 }
 
 static int vault_parse_lease(const json_t *root, struct vault_secret *out,
@@ -197,7 +153,7 @@ int vault_parse_secret(const void *body, size_t len, enum vault_kind kind,
 	if (kind == VAULT_KV2)
 		r = vault_parse_kv2(data, out, err);
 	else
-		r = vault_copy_data(data, &out->values, err);
+		r = kv_copy_json_object(data, &out->values, err);
 out:
 	if (r < 0)
 		kv_clear(&out->values);

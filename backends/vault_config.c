@@ -12,46 +12,6 @@
 #define VAULT_MIN_TIMEOUT 100000ULL	     /* 100 ms */
 #define VAULT_MAX_TIMEOUT (600ULL * 1000000) /* 10 min */
 
-static int vault_check_keys(const json_t *obj, const char *path,
-			    const char *const *allowed, struct errmsg *err)
-{
-	const char *key;
-	json_t *value;
-	size_t i;
-
-	json_object_foreach((json_t *)obj, key, value)
-	{
-		for (i = 0; allowed[i] != NULL; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				break;
-		if (allowed[i] == NULL)
-			return errmsg_set(err, -EINVAL, "%s.%.64s: unknown key",
-					  path, key);
-	}
-	return 0;
-}
-
-/* Copies the string at obj.key into buf; absent keys leave buf alone. */
-static int vault_get_str(const json_t *obj, const char *path, const char *key,
-			 char *buf, size_t size, struct errmsg *err)
-{
-	const json_t *v = json_object_get(obj, key);
-
-	if (v == NULL)
-		return 0;
-	if (!json_is_string(v))
-		return errmsg_set(err, -EINVAL, "%s.%s: expected a string",
-				  path, key);
-	if (json_string_length(v) == 0 || json_string_length(v) >= size ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return errmsg_set(err, -EINVAL,
-				  "%s.%s: must be 1 to %zu "
-				  "characters",
-				  path, key, size - 1);
-	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
-	return 0;
-}
-
 static int vault_parse_auth_obj(const json_t *auth, const char *path,
 				struct vault_config *c, struct errmsg *err)
 {
@@ -66,26 +26,26 @@ static int vault_parse_auth_obj(const json_t *auth, const char *path,
 				  "%s: required object with "
 				  "\"role\"",
 				  p);
-	r = vault_check_keys(auth, p, keys, err);
+	r = config_keys_check(auth, p, keys, err);
 	if (r == 0)
-		r = vault_get_str(auth, p, "method", method, sizeof(method),
-				  err);
+		r = config_string_field(auth, p, "method", method,
+					sizeof(method), err);
 	if (r == 0 && strcmp(method, "kubernetes") != 0)
 		r = errmsg_set(err, -EINVAL,
 			       "%s.method: only \"kubernetes\" "
 			       "is supported",
 			       p);
 	if (r == 0)
-		r = vault_get_str(auth, p, "mount", c->auth_mount,
-				  sizeof(c->auth_mount), err);
+		r = config_string_field(auth, p, "mount", c->auth_mount,
+					sizeof(c->auth_mount), err);
 	if (r == 0)
-		r = vault_get_str(auth, p, "role", c->role, sizeof(c->role),
-				  err);
+		r = config_string_field(auth, p, "role", c->role,
+					sizeof(c->role), err);
 	if (r == 0 && c->role[0] == '\0')
 		r = errmsg_set(err, -EINVAL, "%s.role: required", p);
 	if (r == 0)
-		r = vault_get_str(auth, p, "token_file", c->token_file,
-				  sizeof(c->token_file), err);
+		r = config_string_field(auth, p, "token_file", c->token_file,
+					sizeof(c->token_file), err);
 	return r;
 }
 
@@ -104,26 +64,26 @@ static int vault_parse_tls(const json_t *tls, const char *path,
 	(void)snprintf(p, sizeof(p), "%s.tls", path);
 	if (!json_is_object(tls))
 		return errmsg_set(err, -EINVAL, "%s: expected an object", p);
-	r = vault_check_keys(tls, p, keys, err);
+	r = config_keys_check(tls, p, keys, err);
 	if (r == 0)
-		r = vault_get_str(tls, p, "ca_file", c->ca_file,
-				  sizeof(c->ca_file), err);
+		r = config_string_field(tls, p, "ca_file", c->ca_file,
+					sizeof(c->ca_file), err);
 	if (r == 0)
-		r = vault_get_str(tls, p, "ca_dir", c->ca_dir,
-				  sizeof(c->ca_dir), err);
+		r = config_string_field(tls, p, "ca_dir", c->ca_dir,
+					sizeof(c->ca_dir), err);
 	if (r == 0)
-		r = vault_get_str(tls, p, "cert_file", c->cert_file,
-				  sizeof(c->cert_file), err);
+		r = config_string_field(tls, p, "cert_file", c->cert_file,
+					sizeof(c->cert_file), err);
 	if (r == 0)
-		r = vault_get_str(tls, p, "key_file", c->key_file,
-				  sizeof(c->key_file), err);
+		r = config_string_field(tls, p, "key_file", c->key_file,
+					sizeof(c->key_file), err);
 	if (r == 0)
-		r = vault_get_str(tls, p, "server_name", c->server_name,
-				  sizeof(c->server_name), err);
+		r = config_string_field(tls, p, "server_name", c->server_name,
+					sizeof(c->server_name), err);
 	if (r == 0)
-		r = vault_get_str(tls, p, "pinned_public_key",
-				  c->pinned_public_key,
-				  sizeof(c->pinned_public_key), err);
+		r = config_string_field(tls, p, "pinned_public_key",
+					c->pinned_public_key,
+					sizeof(c->pinned_public_key), err);
 	if (r == 0 && (c->cert_file[0] == '\0') != (c->key_file[0] == '\0'))
 		r = errmsg_set(err, -EINVAL,
 			       "%s: cert_file and key_file go "
@@ -205,15 +165,15 @@ int vault_config_parse(const json_t *obj, const char *path, void **ret,
 	c->connect_timeout_usec = 5ULL * 1000000;
 	c->request_timeout_usec = 30ULL * 1000000;
 	c->max_response_bytes = VAULT_MAX_BODY;
-	r = vault_check_keys(obj, path, keys, err);
+	r = config_keys_check(obj, path, keys, err);
 	if (r == 0)
-		r = vault_get_str(obj, path, "address", c->address,
-				  sizeof(c->address), err);
+		r = config_string_field(obj, path, "address", c->address,
+					sizeof(c->address), err);
 	if (r == 0)
 		r = vault_check_address(c, path, err);
 	if (r == 0)
-		r = vault_get_str(obj, path, "namespace", c->namespace_,
-				  sizeof(c->namespace_), err);
+		r = config_string_field(obj, path, "namespace", c->namespace_,
+					sizeof(c->namespace_), err);
 	if (r == 0)
 		r = vault_parse_auth_obj(json_object_get(obj, "auth"), path, c,
 					 err);
@@ -242,7 +202,7 @@ static int vault_parse_kind(const json_t *obj, const char *path,
 	size_t i;
 	int r;
 
-	r = vault_get_str(obj, path, "kind", kind, sizeof(kind), err);
+	r = config_string_field(obj, path, "kind", kind, sizeof(kind), err);
 	if (r < 0)
 		return r;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -287,19 +247,20 @@ static int vault_parse_secret_fields(const json_t *obj, const char *path,
 	const json_t *v = json_object_get(obj, "version");
 	int r;
 
-	r = vault_get_str(obj, path, "path", s->path, sizeof(s->path), err);
+	r = config_string_field(obj, path, "path", s->path, sizeof(s->path),
+				err);
 	if (r == 0 && s->path[0] == '\0')
 		r = errmsg_set(err, -EINVAL, "%s.path: required", path);
 	if (r == 0)
 		r = vault_check_path(s->path, path, "path", err);
 	if (r == 0)
-		r = vault_get_str(obj, path, "mount", s->mount,
-				  sizeof(s->mount), err);
+		r = config_string_field(obj, path, "mount", s->mount,
+					sizeof(s->mount), err);
 	if (r == 0)
 		r = vault_check_path(s->mount, path, "mount", err);
 	if (r == 0)
-		r = vault_get_str(obj, path, "method", s->method,
-				  sizeof(s->method), err);
+		r = config_string_field(obj, path, "method", s->method,
+					sizeof(s->method), err);
 	if (r == 0 && strcmp(s->method, "GET") != 0 &&
 	    strcmp(s->method, "POST") != 0)
 		r = errmsg_set(err, -EINVAL,
@@ -337,20 +298,20 @@ int vault_secret_config_parse(const json_t *obj, const char *path, void **ret,
 		return -ENOMEM;
 	(void)snprintf(s->mount, sizeof(s->mount), "secret");
 	(void)snprintf(s->method, sizeof(s->method), "GET");
-	r = vault_check_keys(obj, path, keys, err);
+	r = config_keys_check(obj, path, keys, err);
 	if (r == 0)
 		r = vault_parse_kind(obj, path, s, err);
 	if (r == 0)
 		r = vault_parse_secret_fields(obj, path, s, err);
 	if (r == 0)
-		r = vault_get_str(obj, path, "host", s->host, sizeof(s->host),
-				  err);
+		r = config_string_field(obj, path, "host", s->host,
+					sizeof(s->host), err);
 	if (r == 0)
-		r = vault_get_str(obj, path, "port", s->port, sizeof(s->port),
-				  err);
+		r = config_string_field(obj, path, "port", s->port,
+					sizeof(s->port), err);
 	if (r == 0)
-		r = vault_get_str(obj, path, "dbname", s->dbname,
-				  sizeof(s->dbname), err);
+		r = config_string_field(obj, path, "dbname", s->dbname,
+					sizeof(s->dbname), err);
 	if (r < 0) {
 		free(s);
 		return r;

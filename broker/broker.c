@@ -179,7 +179,10 @@ static int broker_build_version(struct broker *b, struct broker_secret *s,
 				const struct kv *values, struct version **ret,
 				struct errmsg *err)
 {
-	const char *const *defaults = s->ops->default_files;
+	const char *const *defaults =
+	    s->ops->secret_files != NULL
+		? s->ops->secret_files(s->cfg->backend_cfg)
+		: s->ops->default_files;
 	struct version *v = NULL;
 	struct secret *data;
 	size_t i, count;

@@ -115,4 +115,16 @@ int config_duration_field(const json_t *obj, const char *path, const char *key,
 			  struct errmsg *err)
     __attribute__((warn_unused_result));
 
+/* Fails with "path.KEY: unknown key" on the first key of obj not in
+ * allowed (NULL-terminated). */
+int config_keys_check(const json_t *obj, const char *path,
+		      const char *const *allowed, struct errmsg *err)
+    __attribute__((warn_unused_result));
+/* Copies the string at obj.key into buf; an absent key leaves buf alone.
+ * Returns 0, or -EINVAL naming "path.key" for a non-string, an empty
+ * string, one that does not fit or one with a NUL. */
+int config_string_field(const json_t *obj, const char *path, const char *key,
+			char *buf, size_t size, struct errmsg *err)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -117,11 +117,11 @@ static void *broker_revoke_one(void *arg)
 			: s->ops->verify(s->backend, &j->lease, &j->values,
 					 j->verify_detail, &err);
 		if (j->verify_r < 0)
-			(void)snprintf(j->verify_detail,
-				       sizeof(j->verify_detail), "%s",
-				       j->verify_r == -ENOTSUP
-					   ? "the backend cannot verify"
-					   : err.text);
+			(void)snprintf(
+			    j->verify_detail, sizeof(j->verify_detail), "%s",
+			    j->verify_r == -ENOTSUP && err.text[0] == '\0'
+				? "the backend cannot verify"
+				: err.text);
 	}
 	kv_clear(&j->values);
 	return NULL;

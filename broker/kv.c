@@ -63,3 +63,62 @@ void kv_clear(struct kv *kv)
 	}
 	kv->count = 0;
 }
+/* A non-string value as its JSON text, rendered straight into secret
+ * memory (json_dumpb writes into our buffer). */
+static int kv_set_json(struct kv *kv, const char *key, const json_t *value)
+{
+	size_t n = json_dumpb(value, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+	struct secret *text;
+	int r;
+
+	if (n == 0)
+		return -EPROTO;
+	r = secret_new(n, &text);
+	if (r < 0)
+		return r;
+	(void)json_dumpb(value, secret_expose(text, NULL), n,
+			 JSON_COMPACT | JSON_ENCODE_ANY);
+	r = kv_set(kv, key, secret_expose(text, NULL), n);
+	secret_free(text);
+	return r;
+}
+
+int kv_copy_json_object(const json_t *data, struct kv *kv, struct errmsg *err)
+{
+	const char *key;
+	json_t *value;
+	int r;
+
+	json_object_foreach((json_t *)data, key, value)
+	{
+		if (json_is_string(value))
+			r = kv_set(kv, key, json_string_value(value),
+				   json_string_length(value));
+		else
+			r = kv_set_json(kv, key, value);
+		if (r < 0)
+			return errmsg_set(err, r,
+					  "response: cannot keep value "
+					  "\"%.64s\"",
+					  key);
+	}
+	return 0;
+}
+
+int kv_json_dump(json_t *obj, struct secret **ret)
+{
+	size_t n;
+	int r;
+
+	if (obj == NULL)
+		return -ENOMEM;
+	n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+	r = n == 0 ? -ENOMEM : secret_new(n, ret);
+	if (r == 0) {
+		(void)json_dumpb(obj, secret_expose(*ret, NULL), n,
+				 JSON_COMPACT);
+		r = secret_set_len(*ret, n);
+	}
+	json_decref(obj);
+	return r;
+}

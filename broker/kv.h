@@ -6,6 +6,9 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
+#include "errmsg.h"
 #include "secret.h"
 
 #define KV_MAX_ITEMS 64
@@ -30,6 +33,15 @@ int kv_set_str(struct kv *kv, const char *key, const char *val)
     __attribute__((warn_unused_result));
 /* The value for key, or NULL.  Owned by kv. */
 const struct secret *kv_get(const struct kv *kv, const char *key);
+/* Copies the members of a JSON object into kv, non-strings as their
+ * compact JSON text, straight into secret memory.  Returns 0, or the
+ * kv_set error with err naming the key. */
+int kv_copy_json_object(const json_t *obj, struct kv *kv, struct errmsg *err)
+    __attribute__((warn_unused_result));
+/* obj as compact JSON in a new secret (a request body that carries a
+ * token or a JWT); takes obj's reference, NULL gives -ENOMEM. */
+int kv_json_dump(json_t *obj, struct secret **ret)
+    __attribute__((warn_unused_result));
 /* Frees (wipes) every value; kv may be reused after. */
 void kv_clear(struct kv *kv);
 

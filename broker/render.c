@@ -57,7 +57,30 @@ static int outbuf_finish(struct outbuf *o, struct secret **ret)
 int render_is_format(const char *spec)
 {
 	return strcmp(spec, "json") == 0 || strcmp(spec, "env") == 0 ||
-	       strcmp(spec, "dsn") == 0;
+	       strcmp(spec, "dsn") == 0 || strcmp(spec, "credentials") == 0 ||
+	       strcmp(spec, "credential_process") == 0;
+}
+
+/* The keys a rendering cannot do without; err names the first missing. */
+static int render_need(const struct kv *kv, const char *spec,
+		       const char *const *keys, size_t n, struct errmsg *err)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (kv_get(kv, keys[i]) == NULL)
+			return errmsg_set(err, -ENOENT,
+					  "%s needs the value \"%s\"", spec,
+					  keys[i]);
+	return 0;
+}
+
+/* secret_len of key, 0 when absent: for sizing optional values. */
+static size_t render_len(const struct kv *kv, const char *key)
+{
+	const struct secret *v = kv_get(kv, key);
+
+	return v != NULL ? secret_len(v) : 0;
 }
 
 static size_t render_total(const struct kv *kv, size_t per_byte, size_t extra)
@@ -195,14 +218,11 @@ static int render_dsn(const struct kv *kv, struct secret **ret,
 	const struct secret *port = kv_get(kv, "port");
 	bool socket_dir = false;
 	struct outbuf o;
-	size_t i;
 	int r;
 
-	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++)
-		if (kv_get(kv, need[i]) == NULL)
-			return errmsg_set(err, -ENOENT,
-					  "dsn needs the value \"%s\"",
-					  need[i]);
+	r = render_need(kv, "dsn", need, sizeof(need) / sizeof(need[0]), err);
+	if (r < 0)
+		return r;
 	if (host != NULL && secret_len(host) > 0)
 		socket_dir = *(const char *)secret_expose(host, NULL) == '/';
 	r = outbuf_init(&o, render_total(kv, 3, 16) + 64);
@@ -232,6 +252,125 @@ static int render_dsn(const struct kv *kv, struct secret **ret,
 	return outbuf_finish(&o, ret);
 }
 
+static const char *const render_aws_need[] = {"access_key_id",
+					      "secret_access_key"};
+
+/* An INI value runs to the end of its line and has no quoting, so a CR or
+ * LF would start a new line (a forged key or section) and other control
+ * bytes are read differently by different parsers: refuse them all. */
+static int render_ini_check(const struct kv *kv, const char *key,
+			    struct errmsg *err)
+{
+	const struct secret *v = kv_get(kv, key);
+	const unsigned char *p;
+	size_t i, len;
+
+	if (v == NULL)
+		return 0;
+	p = secret_expose(v, &len);
+	for (i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return errmsg_set(err, -EINVAL,
+					  "credentials: the value \"%s\" holds "
+					  "a control character, which an INI "
+					  "file cannot carry",
+					  key);
+	return 0;
+}
+
+static void put_ini_line(struct outbuf *o, const char *name,
+			 const struct secret *v)
+{
+	size_t len;
+	const void *p = secret_expose(v, &len);
+
+	outbuf_puts(o, name);
+	outbuf_puts(o, " = ");
+	outbuf_put(o, p, len);
+	outbuf_puts(o, "\n");
+}
+
+/* The AWS shared-credentials file (~/.aws/credentials), profile "default",
+ * as every AWS SDK and the CLI read it. */
+static int render_aws_ini(const struct kv *kv, struct secret **ret,
+			  struct errmsg *err)
+{
+	static const char *const vals[] = {"access_key_id", "secret_access_key",
+					   "session_token"};
+	const struct secret *token = kv_get(kv, "session_token");
+	struct outbuf o;
+	size_t i;
+	int r;
+
+	r = render_need(kv, "credentials", render_aws_need,
+			sizeof(render_aws_need) / sizeof(render_aws_need[0]),
+			err);
+	for (i = 0; r == 0 && i < sizeof(vals) / sizeof(vals[0]); i++)
+		r = render_ini_check(kv, vals[i], err);
+	if (r < 0)
+		return r;
+	/* 128: the section and the three names, " = " and newlines. */
+	r = outbuf_init(&o, 128 + render_len(kv, "access_key_id") +
+				render_len(kv, "secret_access_key") +
+				render_len(kv, "session_token"));
+	if (r < 0)
+		return r;
+	outbuf_puts(&o, "[default]\n");
+	put_ini_line(&o, "aws_access_key_id", kv_get(kv, "access_key_id"));
+	put_ini_line(&o, "aws_secret_access_key",
+		     kv_get(kv, "secret_access_key"));
+	if (token != NULL)
+		put_ini_line(&o, "aws_session_token", token);
+	return outbuf_finish(&o, ret);
+}
+
+static void put_json_member(struct outbuf *o, const char *name,
+			    const struct secret *v)
+{
+	size_t len;
+	const unsigned char *p = secret_expose(v, &len);
+
+	outbuf_puts(o, ",\"");
+	outbuf_puts(o, name);
+	outbuf_puts(o, "\":");
+	put_json_string(o, p, len);
+}
+
+/* What a credential_process program prints for the AWS CLI and SDKs:
+ * Version 1, the key pair, and for temporary credentials the session token
+ * and the RFC 3339 expiration (the SDK refreshes before it). */
+static int render_aws_process(const struct kv *kv, struct secret **ret,
+			      struct errmsg *err)
+{
+	const struct secret *token = kv_get(kv, "session_token");
+	const struct secret *expiration = kv_get(kv, "expiration");
+	struct outbuf o;
+	int r;
+
+	r = render_need(kv, "credential_process", render_aws_need,
+			sizeof(render_aws_need) / sizeof(render_aws_need[0]),
+			err);
+	if (r < 0)
+		return r;
+	/* Each value escapes to at most 6 bytes a byte; 128 covers the
+	 * member names, quotes and braces. */
+	r = outbuf_init(&o, 128 + 6 * (render_len(kv, "access_key_id") +
+				       render_len(kv, "secret_access_key") +
+				       render_len(kv, "session_token") +
+				       render_len(kv, "expiration")));
+	if (r < 0)
+		return r;
+	outbuf_puts(&o, "{\"Version\":1");
+	put_json_member(&o, "AccessKeyId", kv_get(kv, "access_key_id"));
+	put_json_member(&o, "SecretAccessKey", kv_get(kv, "secret_access_key"));
+	if (token != NULL)
+		put_json_member(&o, "SessionToken", token);
+	if (expiration != NULL)
+		put_json_member(&o, "Expiration", expiration);
+	outbuf_puts(&o, "}\n");
+	return outbuf_finish(&o, ret);
+}
+
 int render_file(const char *spec, const struct kv *kv,
 		const struct render_env_name *env_names, struct secret **ret,
 		struct errmsg *err)
@@ -246,6 +385,10 @@ int render_file(const char *spec, const struct kv *kv,
 		return render_env(kv, env_names, ret);
 	if (strcmp(spec, "dsn") == 0)
 		return render_dsn(kv, ret, err);
+	if (strcmp(spec, "credentials") == 0)
+		return render_aws_ini(kv, ret, err);
+	if (strcmp(spec, "credential_process") == 0)
+		return render_aws_process(kv, ret, err);
 	value = kv_get(kv, spec);
 	if (value == NULL)
 		return errmsg_set(err, -ENOENT,

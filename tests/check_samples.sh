@@ -18,8 +18,14 @@ for f in "$here"/fuzz/corpus/vault_api/*.response.json; do
 	fi
 	n=$((n + 1))
 done
+sts=aws-sts-AssumeRoleWithWebIdentity.response.xml
+if ! cmp -s "$here/fuzz/corpus/aws_xml/$sts" "$shared/testdata/cloud-api/$sts"; then
+	echo "check_samples: $sts differs from $shared/testdata/cloud-api/$sts" >&2
+	exit 1
+fi
 if ! diff -r "$here/data/sigv4" "$shared/testdata/sigv4" >/dev/null; then
 	echo "check_samples: tests/data/sigv4 differs from $shared/testdata/sigv4" >&2
 	exit 1
 fi
-echo "check_samples: $n samples identical to $shared/testdata/vault-api; sigv4 suite identical"
+echo "check_samples: $n samples identical to $shared/testdata/vault-api;" \
+	"the STS sample and the sigv4 suite identical"

@@ -637,9 +637,12 @@ def note_files(files):
         record_password(files["password"].strip())
     if files.get("env"):
         try:
-            record_password(parse_env(files["env"]).get("PGPASSWORD"))
+            env = parse_env(files["env"])
         except ValueError:
-            pass
+            env = {}
+        for key in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY",
+                    "AWS_SESSION_TOKEN"):
+            record_password(env.get(key))
     if files.get("dsn"):
         try:
             record_password(parse_dsn(files["dsn"])["password"])
@@ -769,7 +772,8 @@ class BrokerTestCase(unittest.TestCase):
             "backends": {"pg": {"type": "postgres",
                                 "admin_dsn_file": self.dsn_file,
                                 "connect_timeout": "5s",
-                                "statement_timeout": "5s"}},
+                                "statement_timeout": "5s"}}
+            if self.with_pg else {},
             "secrets": secrets if secrets is not None else [self.secret()],
         }
         cfg.update(extra)

@@ -804,6 +804,22 @@ START_TEST(test_config_vault_example_parses)
 }
 END_TEST
 
+/* The shipped AWS example parses with the real aws backend. */
+START_TEST(test_config_aws_example_parses)
+{
+	struct errmsg err = {{0}};
+	struct config *c = NULL;
+
+	ck_assert_msg(config_load(CB_SOURCE_DIR "/deploy/examples/aws.json", &c,
+				  &err) == 0,
+		      "%s", err.text);
+	ck_assert_ptr_eq(c->backends[0].ops, backend_find("aws"));
+	ck_assert_uint_eq(c->secret_count, 3);
+	ck_assert_uint_eq(c->secrets[1].refresh_usec, 60ULL * 1000000);
+	config_free(c);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -827,6 +843,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tf, test_config_load_errors_name_the_file);
 	tcase_add_test(tf, test_config_example_parses);
 	tcase_add_test(tf, test_config_vault_example_parses);
+	tcase_add_test(tf, test_config_aws_example_parses);
 	suite_add_tcase(s, tf);
 	return s;
 }

@@ -5,6 +5,7 @@
  * match the published files exactly. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,8 @@ static void parse_req(const char *path, struct parsed *p)
 }
 
 static int cases_run;
+/* Shared by every case: after the first, each signs from the cache. */
+static struct sigv4_signer *suite_signer;
 
 static void check_case(const char *dir, const char *name)
 {
@@ -135,6 +138,16 @@ static void check_case(const char *dir, const char *name)
 	want = slurp(path, NULL);
 	ck_assert_msg(strcmp(authz, want) == 0, "%s: authorization\n%s", name,
 		      authz);
+	/* Twice: a miss or a hit, then certainly a hit. */
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(sigv4_sign(suite_signer, &p.req,
+					    "20150830T123600Z", "us-east-1",
+					    "service", &key, authz,
+					    sizeof(authz), &err),
+				 0);
+		ck_assert_msg(strcmp(authz, want) == 0,
+			      "%s: cached authorization\n%s", name, authz);
+	}
 	free(want);
 	free(p.text);
 	secret_free(secret);
@@ -171,8 +184,11 @@ START_TEST(test_sigv4_test_suite)
 
 	/* SIGV4_SUITE_DIR: the full published suite, dropped in. */
 	cases_run = 0;
+	ck_assert_int_eq(sigv4_signer_new(&suite_signer), 0);
 	walk(dir != NULL && dir[0] != '\0' ? dir : CB_SIGV4_DIR);
 	ck_assert_int_ge(cases_run, 13);
+	sigv4_signer_free(suite_signer);
+	suite_signer = NULL;
 }
 END_TEST
 
@@ -220,6 +236,264 @@ START_TEST(test_sigv4_normalises_and_refuses)
 }
 END_TEST
 
+/* get-vanilla, signable under any scope. */
+static const struct sigv4_header vanilla_h[] = {
+    {"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}};
+static const struct sigv4_request vanilla = {"GET", "/",  "", vanilla_h,
+					     2,	    NULL, 0};
+
+struct scope {
+	const char *date, *region, *service, *akid;
+	const struct secret *secret;
+};
+
+static void fresh_authz(const struct scope *sc, char *buf, size_t size)
+{
+	struct sigv4_key key = {sc->akid, sc->secret};
+	struct errmsg err;
+
+	ck_assert_int_eq(sigv4_authorization(&vanilla, sc->date, sc->region,
+					     sc->service, &key, buf, size,
+					     &err),
+			 0);
+}
+
+/* sigv4_sign under sc equals a fresh sigv4_authorization. */
+static void check_scope(struct sigv4_signer *signer, const struct scope *sc,
+			char *out, size_t size)
+{
+	struct sigv4_key key = {sc->akid, sc->secret};
+	char want[512];
+	struct errmsg err;
+
+	fresh_authz(sc, want, sizeof(want));
+	ck_assert_int_eq(sigv4_sign(signer, &vanilla, sc->date, sc->region,
+				    sc->service, &key, out, size, &err),
+			 0);
+	ck_assert_str_eq(out, want);
+}
+
+/* Each part of the scope, and the secret key behind an unchanged access
+ * key id, gets its own signing key; a later time the same day does not. */
+START_TEST(test_sigv4_sign_cache_misses_on_new_scope)
+{
+	struct secret *secret, *rotated;
+	struct sigv4_signer *signer;
+	char base[512], got[512];
+	struct scope sc;
+	size_t i;
+
+	ck_assert_int_eq(secret_from(SECRET, strlen(SECRET), &secret), 0);
+	ck_assert_int_eq(secret_from("rotatedSECRETrotatedSECRETrotatedSECRET0",
+				     40, &rotated),
+			 0);
+	ck_assert_int_eq(sigv4_signer_new(&signer), 0);
+	sc = (struct scope){"20150830T123600Z", "us-east-1", "service",
+			    "AKIDEXAMPLE", secret};
+	check_scope(signer, &sc, base, sizeof(base));
+	check_scope(signer, &sc, got, sizeof(got));
+	ck_assert_str_eq(got, base);
+	sc.date = "20150830T235959Z";
+	check_scope(signer, &sc, got, sizeof(got));
+	sc.date = "20150831T000000Z";
+	check_scope(signer, &sc, got, sizeof(got));
+	sc.date = "20150830T123600Z";
+	sc.region = "eu-west-1";
+	check_scope(signer, &sc, got, sizeof(got));
+	sc.region = "us-east-1";
+	sc.service = "secretsmanager";
+	check_scope(signer, &sc, got, sizeof(got));
+	sc.service = "service";
+	sc.akid = "AKIDOTHER";
+	check_scope(signer, &sc, got, sizeof(got));
+	sc.akid = "AKIDEXAMPLE";
+	sc.secret = rotated;
+	check_scope(signer, &sc, got, sizeof(got));
+	ck_assert_str_ne(got, base);
+	sc.secret = secret;
+	check_scope(signer, &sc, got, sizeof(got));
+	ck_assert_str_eq(got, base);
+	/* More scopes than slots: the first is evicted, then re-derived. */
+	for (i = 0; i < 20; i++) {
+		char region[32];
+
+		(void)snprintf(region, sizeof(region), "region-%zu", i);
+		sc.region = region;
+		check_scope(signer, &sc, got, sizeof(got));
+	}
+	sc.region = "us-east-1";
+	check_scope(signer, &sc, got, sizeof(got));
+	ck_assert_str_eq(got, base);
+	/* A region too long for a cache slot is signed without it. */
+	sc.region = "a-region-name-longer-than-any-cache-slot-holds-"
+		    "0123456789abcdef";
+	check_scope(signer, &sc, got, sizeof(got));
+	check_scope(signer, &sc, got, sizeof(got));
+	sigv4_signer_free(signer);
+	sigv4_signer_free(NULL);
+	secret_free(rotated);
+	secret_free(secret);
+}
+END_TEST
+
+START_TEST(test_sigv4_sign_refuses_like_authorization)
+{
+	char big[200], authz[512];
+	struct sigv4_key key = {"AKIDEXAMPLE", NULL};
+	struct sigv4_signer *signer;
+	struct secret *secret;
+	struct errmsg err;
+
+	memset(big, 'k', sizeof(big));
+	ck_assert_int_eq(secret_from(big, sizeof(big), &secret), 0);
+	key.secret_access_key = secret;
+	ck_assert_int_eq(sigv4_signer_new(&signer), 0);
+	ck_assert_int_eq(sigv4_authorization(&vanilla, "20150830T123600Z",
+					     "us-east-1", "service", &key,
+					     authz, sizeof(authz), &err),
+			 -EMSGSIZE);
+	ck_assert_int_eq(sigv4_sign(signer, &vanilla, "20150830T123600Z",
+				    "us-east-1", "service", &key, authz,
+				    sizeof(authz), &err),
+			 -EMSGSIZE);
+	ck_assert_int_eq(sigv4_sign(signer, &vanilla, "20150830", "us-east-1",
+				    "service", &key, authz, sizeof(authz),
+				    &err),
+			 -EINVAL);
+	secret_free(secret);
+	ck_assert_int_eq(secret_from(SECRET, strlen(SECRET), &secret), 0);
+	key.secret_access_key = secret;
+	ck_assert_int_eq(sigv4_sign(signer, &vanilla, "20150830T123600Z",
+				    "us-east-1", "service", &key, authz, 40,
+				    &err),
+			 -EMSGSIZE);
+	sigv4_signer_free(signer);
+	secret_free(secret);
+}
+END_TEST
+
+#define THREADS 4
+#define THREAD_SCOPES 12 /* more than the cache's slots */
+#define THREAD_ROUNDS 300
+
+struct thread_arg {
+	struct sigv4_signer *signer;
+	const struct scope *scopes;
+	char (*want)[512];
+	unsigned seed;
+	int wrong;
+};
+
+static void *sign_loop(void *p)
+{
+	struct thread_arg *a = p;
+	char got[512];
+	struct errmsg err;
+	int i;
+
+	for (i = 0; i < THREAD_ROUNDS; i++) {
+		size_t k = (a->seed + (unsigned)i * 7u) % THREAD_SCOPES;
+		const struct scope *sc = &a->scopes[k];
+		struct sigv4_key key = {sc->akid, sc->secret};
+
+		if (sigv4_sign(a->signer, &vanilla, sc->date, sc->region,
+			       sc->service, &key, got, sizeof(got),
+			       &err) != 0 ||
+		    strcmp(got, a->want[k]) != 0)
+			a->wrong++;
+	}
+	return NULL;
+}
+
+/* Four threads share one signer over more scopes than it has slots, so
+ * hits, misses and evictions interleave; every header must still be the
+ * one sigv4_authorization gives. */
+START_TEST(test_sigv4_sign_concurrent)
+{
+	static const char *const regions[] = {"us-east-1", "eu-west-1",
+					      "ap-south-1"};
+	struct scope scopes[THREAD_SCOPES];
+	char want[THREAD_SCOPES][512];
+	struct thread_arg args[THREADS];
+	pthread_t tids[THREADS];
+	struct secret *secrets[2];
+	struct sigv4_signer *signer;
+	size_t i;
+
+	ck_assert_int_eq(secret_from(SECRET, strlen(SECRET), &secrets[0]), 0);
+	ck_assert_int_eq(secret_from("anotherSECRETanotherSECRETanotherSECRET0",
+				     40, &secrets[1]),
+			 0);
+	for (i = 0; i < THREAD_SCOPES; i++) {
+		/* Both secrets under one access key id, as in a rotation. */
+		scopes[i] = (struct scope){
+		    i % 2 ? "20150830T123600Z" : "20150831T010203Z",
+		    regions[i % 3], i < 6 ? "secretsmanager" : "kms",
+		    "AKIDEXAMPLE", secrets[(i / 2) % 2]};
+		fresh_authz(&scopes[i], want[i], sizeof(want[i]));
+	}
+	ck_assert_int_eq(sigv4_signer_new(&signer), 0);
+	for (i = 0; i < THREADS; i++) {
+		args[i] = (struct thread_arg){signer, scopes, want,
+					      (unsigned)i * 5u, 0};
+		ck_assert_int_eq(
+		    pthread_create(&tids[i], NULL, sign_loop, &args[i]), 0);
+	}
+	for (i = 0; i < THREADS; i++) {
+		ck_assert_int_eq(pthread_join(tids[i], NULL), 0);
+		ck_assert_int_eq(args[i].wrong, 0);
+	}
+	sigv4_signer_free(signer);
+	secret_free(secrets[0]);
+	secret_free(secrets[1]);
+}
+END_TEST
+
+/* More path segments than the signer holds is an error, not a path with
+ * the tail silently dropped; dot segments do not count. */
+START_TEST(test_sigv4_too_many_segments)
+{
+	struct sigv4_header h[] = {{"Host", "h"}};
+	struct sigv4_request req = {"GET", NULL, "", h, 1, NULL, 0};
+	struct sigv4_key key = {"AKIDEXAMPLE", NULL};
+	char path[1024], buf[2048], sh[64], authz[512];
+	struct sigv4_signer *signer;
+	struct secret *secret;
+	struct errmsg err;
+	size_t i, n = 0;
+
+	for (i = 0; i < SIGV4_MAX_SEGMENTS; i++)
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "/a");
+	req.path = path;
+	ck_assert_int_eq(
+	    sigv4_canonical_request(&req, buf, sizeof(buf), sh, sizeof(sh)), 0);
+	(void)snprintf(path + n, sizeof(path) - n, "/b/../.");
+	ck_assert_int_eq(
+	    sigv4_canonical_request(&req, buf, sizeof(buf), sh, sizeof(sh)), 0);
+	(void)snprintf(path + n, sizeof(path) - n, "/b");
+	ck_assert_int_eq(
+	    sigv4_canonical_request(&req, buf, sizeof(buf), sh, sizeof(sh)),
+	    -EMSGSIZE);
+	ck_assert_int_eq(secret_from(SECRET, strlen(SECRET), &secret), 0);
+	key.secret_access_key = secret;
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(sigv4_authorization(&req, "20150830T123600Z",
+					     "us-east-1", "service", &key,
+					     authz, sizeof(authz), &err),
+			 -EMSGSIZE);
+	ck_assert_ptr_nonnull(strstr(err.text, "segments"));
+	ck_assert_int_eq(sigv4_signer_new(&signer), 0);
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(sigv4_sign(signer, &req, "20150830T123600Z",
+				    "us-east-1", "service", &key, authz,
+				    sizeof(authz), &err),
+			 -EMSGSIZE);
+	ck_assert_ptr_nonnull(strstr(err.text, "segments"));
+	sigv4_signer_free(signer);
+	secret_free(secret);
+}
+END_TEST
+
 static Suite *sigv4_suite(void)
 {
 	Suite *s = suite_create("sigv4");
@@ -228,6 +502,10 @@ static Suite *sigv4_suite(void)
 	tcase_add_test(tc, test_sigv4_test_suite);
 	tcase_add_test(tc, test_sigv4_vanilla_signature);
 	tcase_add_test(tc, test_sigv4_normalises_and_refuses);
+	tcase_add_test(tc, test_sigv4_sign_cache_misses_on_new_scope);
+	tcase_add_test(tc, test_sigv4_sign_refuses_like_authorization);
+	tcase_add_test(tc, test_sigv4_sign_concurrent);
+	tcase_add_test(tc, test_sigv4_too_many_segments);
 	suite_add_tcase(s, tc);
 	return s;
 }

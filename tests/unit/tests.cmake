@@ -65,3 +65,9 @@ target_compile_definitions(test_sigv4 PRIVATE
 # A test tool: the signer driven from JSON, for test_sigv4_botocore.py.
 add_executable(sigv4_cli ${CMAKE_CURRENT_SOURCE_DIR}/tools/sigv4_cli.c)
 target_link_libraries(sigv4_cli PRIVATE cb_backends)
+cb_unit_test(test_aws_api aws cb_backends)
+target_compile_definitions(test_aws_api PRIVATE
+	CB_SAMPLES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/aws_xml")
+cb_unit_test(test_aws_xml aws cb_backends)
+target_compile_definitions(test_aws_xml PRIVATE
+	CB_SAMPLES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/aws_xml")
