@@ -13,6 +13,8 @@
 
 #include "aws.h"
 #include "aws_api.h"
+#include "aws_config.h"
+#include "http.h"
 #include "clock.h"
 #include "sigv4.h"
 #include "tokenfile.h"
@@ -493,8 +495,10 @@ static int aws_revoke_all(struct backend *b, struct errmsg *err)
 	return 0;
 }
 
-int aws_backend_create_with(const struct aws_config *cfg,
-			    struct http_transport *http, struct backend **ret)
+/* The backend owns http from the call on, also on failure. */
+static int aws_backend_create_with(const struct aws_config *cfg,
+				   struct http_transport *http,
+				   struct backend **ret)
 {
 	struct backend *b = calloc(1, sizeof(*b));
 	int r = b == NULL ? -ENOMEM : sigv4_signer_new(&b->signer);

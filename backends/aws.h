@@ -8,17 +8,8 @@
 #ifndef CREDBROKER_AWS_H
 #define CREDBROKER_AWS_H
 
-#include "aws_config.h"
 #include "backend.h"
-#include "http.h"
 
 extern const struct backend_ops aws_backend_ops;
-
-/* What aws_backend_ops.create does, over a transport of the caller's
- * choosing.  The backend owns http from the call on, also on failure; cfg
- * must outlive it. */
-int aws_backend_create_with(const struct aws_config *cfg,
-			    struct http_transport *http, struct backend **ret)
-    __attribute__((warn_unused_result));
 
 #endif

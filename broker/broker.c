@@ -291,6 +291,9 @@ static void broker_failed(struct broker *b, size_t slot, const char *what,
 		  broker_retryable(r) ? "yes" : "no", err->text);
 	(void)broker_schedule(b, slot, SCHED_REFRESH,
 			      clock_mono(b->clk) + delay, 0);
+	/* A waiting "rotate" answers with the failure now, not at its
+	 * deadline. */
+	pthread_cond_broadcast(&b->changed);
 }
 
 /* A value that never expires is polled; anything else is renewed or
@@ -414,10 +417,13 @@ static void broker_do_issue(struct broker *b, size_t slot)
 			    &lease, 0, NULL);
 	if (s->rotations > 1)
 		broker_rotate_hooks(b, slot, s->version_seq, lease.id);
-	log_info(
-	    "event=issued secret=%s version=%llu lease=%s ttl_s=%lld",
-	    s->cfg->name, (unsigned long long)s->version_seq, lease.id,
-	    (long long)((lease.expires_wall - lease.issued_wall) / 1000000));
+	/* A polled value never expires: -1, not INT64_MAX minus now. */
+	log_info("event=issued secret=%s version=%llu lease=%s ttl_s=%lld",
+		 s->cfg->name, (unsigned long long)s->version_seq, lease.id,
+		 lease.expires_wall == LEASE_NO_EXPIRY
+		     ? -1LL
+		     : (long long)((lease.expires_wall - lease.issued_wall) /
+				   1000000));
 out:
 	kv_clear(&values);
 }

@@ -438,6 +438,53 @@ class AwsTest(cbtest.BrokerTestCase):
         self.assertEqual(cbtest.read_file(b.path("db", "password")),
                          self.db_password)
 
+    def test_malformed_answers_are_refused_and_the_last_value_kept(self):
+        """Garbage, a truncated body, a 10 MiB body and a plain-http
+        redirect, on Secrets Manager and on STS: each is refused with a
+        cause that names it, the broker keeps serving, and recovers."""
+        b = self.start_broker(self.aws_config([self.sm_secret(),
+                                               self.aws_secret("aws")]))
+        b.wait_active("db")
+        b.wait_active("aws")
+        keys = self.read_creds(b, "aws")
+        sm = "secretsmanager.GetSecretValue"
+        cases = (("malformed", dict(target=sm, mode="garbage"), "db",
+                  "secretsmanager: response is not a JSON object"),
+                 ("malformed", dict(target=sm, mode="huge"), "db",
+                  "response body larger than 1048576 bytes"),
+                 ("redirect", dict(target=sm), "db", "307"),
+                 ("malformed", dict(action="AssumeRoleWithWebIdentity",
+                                    mode="truncate"), "aws",
+                  "sts: response"),
+                 ("malformed", dict(action="AssumeRoleWithWebIdentity",
+                                    mode="garbage"), "aws",
+                  "sts: response"))
+        for kind, opts, name, cause in cases:
+            self.proxy.reset(log=True)
+            self.proxy.arm(kind, count=1, **opts)
+            # The fault hits the next request, the rotation's or a poll's.
+            b.cli("rotate", name)
+            wait_until(lambda: [ln for ln in b.log_text().splitlines()
+                                if "event=issue_failed secret=%s " % name
+                                in ln and cause in ln], 20,
+                       what="%r in %s's failure" % (cause, name))
+            self.assertTrue(b.alive())
+            self.assertEqual(b.secret_status(name)["state"], "active")
+        self.assertEqual(cbtest.read_file(b.path("db", "password")),
+                         self.db_password)
+        self.assertNotIn("redirect-followed",
+                         [r.get("fault") for r in self.proxy.log()])
+        # (The STS faults may hit the broker's own session instead, so the
+        # keys may have been replaced meanwhile: they must still be valid.)
+        keys = self.read_creds(b, "aws")
+        self.assertGreater(cbtest.iso_to_epoch(json.loads(
+            keys["credential_process"])["Expiration"]), time.time())
+        # Fault gone: the next try gets new keys.
+        b.cli("rotate", "aws")
+        wait_until(lambda: b.secret_status("aws")["failures"] == 0, 20,
+                   what="recovery")
+        self.read_creds(b, "aws")
+
     def test_revoke_drops_the_keys_and_says_what_to_do(self):
         b = self.start_broker(self.aws_config([self.aws_secret("aws"),
                                                self.aws_secret("aws2")]))
