@@ -1,11 +1,13 @@
 # Wraps CMake.  `make` builds build/credbroker, `make demo` runs the main
 # job against a throwaway PostgreSQL, `make test` runs every test (a normal
-# build and an ASan+UBSan build).  Each installs missing Debian packages
-# first through scripts/install-deps.
+# build and an ASan+UBSan build, then every libFuzzer target for
+# FUZZ_TEST_SECONDS).  Each installs missing Debian packages first through
+# scripts/install-deps.
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 4
 JOBS ?= $(shell nproc)
 MAKEFLAGS += --no-print-directory
 DEMO_SECONDS ?= 0
@@ -29,24 +31,32 @@ test: build
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure $(CTEST_ARGS)
+	@$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 
 demo: build
 	@DEMO_SECONDS=$(DEMO_SECONDS) python3 scripts/demo.py
 
 # Each libFuzzer target for FUZZ_SECONDS, on a scratch copy of its corpus
-# (new inputs worth keeping are copied into tests/fuzz/corpus/ by hand).
+# (new inputs worth keeping are copied into tests/fuzz/corpus/ by hand); a
+# crash stops with its input saved in $(FUZZ_DIR) (crash-*).
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=Debug \
 		-DCB_SANITIZE=ON -DCB_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_DIR) -j $(JOBS)
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target $$(sed -n \
+		's/^cb_fuzz_target(\(fuzz_[a-z_0-9]*\).*/\1/p' tests/fuzz/tests.cmake)
 	@for f in $(FUZZ_DIR)/tests/fuzz_*; do \
 		case $$f in *_replay) continue;; esac; \
 		name=$$(basename $$f | sed 's/^fuzz_//'); \
+		rm -rf $(FUZZ_DIR)/corpus/$$name; \
 		mkdir -p $(FUZZ_DIR)/corpus/$$name; \
 		cp tests/fuzz/corpus/$$name/* $(FUZZ_DIR)/corpus/$$name/; \
 		echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-			$(FUZZ_DIR)/corpus/$$name || exit 1; \
+			-artifact_prefix=$(FUZZ_DIR)/ -print_final_stats=1 \
+			$(FUZZ_DIR)/corpus/$$name 2>$(FUZZ_DIR)/$$name.log || \
+			{ tail -40 $(FUZZ_DIR)/$$name.log; exit 1; }; \
+		grep -h "stat::number_of_executed_units" \
+			$(FUZZ_DIR)/$$name.log | sed "s/^/  /"; \
 	done
 
 clean:

@@ -14,6 +14,7 @@
 #include "broker_int.h"
 #include "freeze.h"
 #include "hardening.h"
+#include "unmounter.h"
 #include "fs.h"
 #include "log.h"
 
@@ -1052,6 +1053,14 @@ int broker_start(struct broker *b, struct errmsg *err)
 			       (json_int_t)b->cfg->secret_count, "backends",
 			       (json_int_t)b->backend_count),
 		     0, NULL, NULL);
+	/* Mounting ourselves as root: the unmount at exit goes to a process
+	 * forked now, before any secret exists, so that this one can drop
+	 * every capability once the mount is up. */
+	if (!broker_mounted_by_others(b) && hardening_privileged()) {
+		r = unmounter_start(b->cfg->mount_path, &b->unmounter, err);
+		if (r < 0)
+			return r;
+	}
 	r = broker_login_all(b, err);
 	if (r < 0)
 		return r;
@@ -1062,17 +1071,21 @@ int broker_start(struct broker *b, struct errmsg *err)
 		r = fs_mount(b->fs, b->cfg->mount_path, err);
 	if (r < 0)
 		return r;
-	/* Someone else mounted (the CSI plugin): nothing left needs a
-	 * capability, and no thread has started yet to keep one. */
 	if (b->cfg->mount_fd_socket[0] != '\0')
 		broker_note_handoff(b);
-	if (broker_mounted_by_others(b)) {
+	if (b->unmounter != NULL)
+		fs_disown_mount(b->fs);
+	/* Nothing left needs a capability (someone else mounted, or the
+	 * unmounter will unmount), and no thread has started yet to keep
+	 * one. */
+	if (broker_mounted_by_others(b) || b->unmounter != NULL) {
 		r = hardening_drop_privileges();
 		if (r < 0)
 			return errmsg_set(err, r, "cannot drop privileges: %s",
 					  strerror(-r));
 		log_info("event=privileges_dropped capabilities=none "
-			 "no_new_privs=1");
+			 "no_new_privs=1 unmounter_pid=%d",
+			 b->unmounter ? unmounter_pid(b->unmounter) : 0);
 	}
 	r = fs_start(b->fs);
 	if (r < 0)
@@ -1153,6 +1166,21 @@ static void broker_revoke_on_exit(struct broker *b)
 	json_decref(report);
 }
 
+/* The mount is dead once fs_stop() closed the device; the unmounter
+ * takes it away. */
+static void broker_detach_mount(struct broker *b)
+{
+	struct errmsg err = {{0}};
+
+	if (b->unmounter == NULL)
+		return;
+	if (unmounter_detach(b->unmounter, &err) < 0)
+		log_warnx("event=unmount_failed path=%s error=\"%s\"",
+			  b->cfg->mount_path, err.text);
+	unmounter_free(b->unmounter);
+	b->unmounter = NULL;
+}
+
 void broker_stop(struct broker *b)
 {
 	size_t i;
@@ -1176,6 +1204,7 @@ void broker_stop(struct broker *b)
 	for (i = 0; b->store != NULL && i < b->cfg->secret_count; i++)
 		store_kill_slot(b->store, i);
 	fs_stop(b->fs);
+	broker_detach_mount(b);
 	broker_hooks_wait(b);
 	if (b->access.readers != NULL)
 		broker_access_flush(b);

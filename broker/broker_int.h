@@ -119,6 +119,7 @@ struct broker {
 	struct store *store;
 	struct fs *fs;
 	struct control *control;
+	struct unmounter *unmounter; /* NULL unless we mounted as root */
 	size_t backend_count;
 	struct backend **backends;
 	struct broker_backend *backend_state;

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <linux/capability.h>
@@ -54,12 +55,41 @@ static int hardening_last_cap(void)
 	return v > 0 && v < 64 ? (int)v : 40;
 }
 
+bool hardening_privileged(void)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2];
+
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return false;
+	return (data[0].effective & (1U << CAP_SYS_ADMIN)) != 0;
+}
+
+/* Without CAP_IPC_LOCK, mlock is bounded by RLIMIT_MEMLOCK (64 KiB in
+ * many containers): raise it while raising is still allowed, so secret
+ * pages stay locked after the drop. */
+static void hardening_reserve_memlock(void)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &lim) < 0 ||
+	    lim.rlim_cur == RLIM_INFINITY ||
+	    lim.rlim_cur >= HARDENING_MEMLOCK_BYTES)
+		return;
+	lim.rlim_cur = HARDENING_MEMLOCK_BYTES;
+	if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < lim.rlim_cur)
+		lim.rlim_max = lim.rlim_cur;
+	(void)setrlimit(RLIMIT_MEMLOCK, &lim);
+}
+
 int hardening_drop_privileges(void)
 {
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[2];
 	int cap, last = hardening_last_cap(), r = 0;
 
+	hardening_reserve_memlock();
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	/* The bounding set needs CAP_SETPCAP to shrink; without it there is
 	 * nothing to gain from it either. */

@@ -6,9 +6,15 @@
 #define CREDBROKER_HARDENING_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 /* Returns 0 or -errno when a protection could not be applied. */
 int hardening_apply(void) __attribute__((warn_unused_result));
+/* What secret memory may lock after the privileges are gone. */
+#define HARDENING_MEMLOCK_BYTES (64UL * 1024 * 1024)
+
+/* True when this process may mount (CAP_SYS_ADMIN in its effective set). */
+bool hardening_privileged(void);
 /* Drops every capability (effective, permitted, inheritable, ambient, and
  * the bounding set where allowed) and sets no_new_privs, for the calling
  * thread and every thread it creates after: call it before any thread

@@ -1622,6 +1622,11 @@ static void fs_free_open(struct fs *fs)
 	}
 }
 
+void fs_disown_mount(struct fs *fs)
+{
+	fs->own_mount = false;
+}
+
 void fs_stop(struct fs *fs)
 {
 	if (fs == NULL || fs->stopped)

@@ -72,6 +72,10 @@ int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
     __attribute__((warn_unused_result));
 #define FS_HANDOFF_INFO_MAX 4096
 
+/* From now on someone else (the broker's unmounter) unmounts: fs_stop()
+ * only closes the /dev/fuse descriptor, which leaves the mount dead
+ * (ENOTCONN) until it is detached. */
+void fs_disown_mount(struct fs *fs);
 /* Connects to the Unix socket at path, receives one /dev/fuse descriptor
  * (SCM_RIGHTS, exactly one, a character device) from the privileged helper
  * that mounted it, and mounts it as "/dev/fd/N".  Returns 0, a connect

@@ -153,6 +153,9 @@ class CsiBrokerTest(PluginMixin, cbtest.BrokerTestCase):
         self.assertEqual(st["CapEff"], "0000000000000000")
         self.assertEqual(st["CapPrm"], "0000000000000000")
         self.assertEqual(st["NoNewPrivs"], "1")
+        # Not dumpable: the kernel hands a non-dumpable process's /proc
+        # files to root, though the process runs as nobody.
+        self.assertEqual(os.stat("/proc/%d/status" % b.pid).st_uid, 0)
         self.assertIn("privileges_dropped", b.log_text())
         self.assertIn("event=handoff_received pod=team-a/ws-1 pod_uid=u-1",
                       b.log_text())

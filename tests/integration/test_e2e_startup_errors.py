@@ -18,6 +18,21 @@ from cbtest import BROKER, wait_until  # noqa: E402
 EXIT_CONFIG = 2
 
 
+def unmounters_of(ppid):
+    """The cb-unmount children of ppid (none when not run as root)."""
+    pids = []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/status" % d) as f:
+                st = dict(line.rstrip("\n").split(":\t", 1) for line in f
+                          if ":\t" in line)
+        except OSError:
+            continue
+        if st.get("Name") == "cb-unmount" and st.get("PPid") == str(ppid):
+            pids.append(int(d))
+    return pids
+
+
 class StartupErrorsTest(cbtest.BrokerTestCase):
 
     def check_config(self, cfg):
@@ -136,7 +151,11 @@ class StartupErrorsTest(cbtest.BrokerTestCase):
         b1 = self.start_broker(cfg, "first")
         b1.wait_active("db")
         user1 = b1.read_secret("db")["username"].strip()
-        b1.kill()                                # a crash: SIGKILL
+        # A crash that also takes the unmounter (it would detach the
+        # mount of a broker killed alone): SIGKILL to both.
+        for pid in unmounters_of(b1.pid):
+            os.kill(pid, signal.SIGKILL)
+        b1.kill()
         self.assertTrue(cbtest.mounted(self.mountpoint),
                         "no stale mount to test with")
         self.assertEqual(cbtest.errno_of(os.stat, self.mountpoint),

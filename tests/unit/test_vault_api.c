@@ -193,8 +193,8 @@ START_TEST(test_vault_api_malformed_bodies)
 	    "{\"a\":1,\"a\":2}",
 	    "{\"auth\":{\"lease_duration\":1e99}}",
 	    /* Would overflow once in microseconds. */
-	    "{\"auth\":{\"lease_duration\":9223372036854775,"
-	    "\"client_token\":\"x\"}}",
+	    ("{\"auth\":{\"lease_duration\":9223372036854775,"
+	     "\"client_token\":\"x\"}}"),
 	};
 	struct errmsg err = {{0}};
 	struct vault_secret sec;

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Issue 6: the broker's process hardening, read back from /proc.
+
+A broker that mounts its filesystem itself as root keeps no capability
+once the mount is up: the unmount at exit belongs to a helper forked before
+any secret existed (cb-unmount), which holds CAP_SYS_ADMIN and nothing
+else, one socket and no other descriptor, and detaches the mount when the
+broker exits or is killed.  The broker has no_new_privs, core size 0, umask
+077, every descriptor close-on-exec, its secret pages excluded from core
+dumps and locked, and no secret in its environment or command line."""
+
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cbtest  # noqa: E402
+from cbtest import wait_until  # noqa: E402
+
+CAP_SYS_ADMIN = 21
+O_CLOEXEC = 0o2000000
+
+
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def children_named(ppid, name):
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = proc_status(int(d))
+        except OSError:
+            continue
+        if st.get("Name") == name and st.get("PPid") == str(ppid):
+            pids.append(int(d))
+    return pids
+
+
+class HardeningTest(cbtest.BrokerTestCase):
+
+    def start(self):
+        b = self.start_broker(self.config())
+        b.wait_active("db")
+        b.read_secret("db")
+        return b
+
+    def unmounter_of(self, b):
+        pids = children_named(b.pid, "cb-unmount")
+        self.assertEqual(len(pids), 1, "one cb-unmount child of the broker")
+        return pids[0]
+
+    def test_no_capability_after_the_mount(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root: the broker mounts itself")
+        b = self.start()
+        st = proc_status(b.pid)
+        for k in ("CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"):
+            self.assertEqual(st[k], "0000000000000000", k)
+        self.assertEqual(st["NoNewPrivs"], "1")
+        self.assertIn("event=privileges_dropped capabilities=none",
+                      b.log_text())
+        # The unmounter: CAP_SYS_ADMIN only, no_new_privs, one socket.
+        u = self.unmounter_of(b)
+        ust = proc_status(u)
+        self.assertEqual(int(ust["CapEff"], 16), 1 << CAP_SYS_ADMIN)
+        self.assertEqual(int(ust["CapPrm"], 16), 1 << CAP_SYS_ADMIN)
+        self.assertEqual(int(ust["CapBnd"], 16), 1 << CAP_SYS_ADMIN)
+        self.assertEqual(ust["NoNewPrivs"], "1")
+        fds = sorted(int(f) for f in os.listdir("/proc/%d/fd" % u))
+        self.assertEqual(fds, [0, 1, 2, 3])
+        self.assertTrue(os.readlink("/proc/%d/fd/3" % u).startswith(
+            "socket:"))
+        # A clean stop: the mount is gone by the time the broker exits,
+        # and so is the unmounter.
+        self.assertTrue(cbtest.mounted(self.mountpoint))
+        self.assertEqual(b.stop(), 0)
+        self.assertFalse(cbtest.mounted(self.mountpoint))
+        self.assertFalse(os.path.exists("/proc/%d" % u))
+
+    def test_killed_broker_leaves_no_mount(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root: the broker mounts itself")
+        b = self.start()
+        u = self.unmounter_of(b)
+        os.kill(b.pid, signal.SIGKILL)
+        b.proc.wait(10)
+        wait_until(lambda: not cbtest.mounted(self.mountpoint), 10,
+                   what="the mount detached after SIGKILL")
+        wait_until(lambda: not os.path.exists("/proc/%d/status" % u)
+                   or proc_status(u).get("State", "").startswith("Z"), 10,
+                   what="the unmounter to exit")
+
+    def test_process_limits_and_descriptors(self):
+        b = self.start()
+        st = proc_status(b.pid)
+        self.assertEqual(st["Umask"], "0077")
+        with open("/proc/%d/limits" % b.pid) as f:
+            core = [ln for ln in f if ln.startswith("Max core file size")]
+        self.assertEqual(core[0].split()[4:6], ["0", "0"], core)
+        # Every descriptor but stdio is close-on-exec.
+        leaky = []
+        for fd in os.listdir("/proc/%d/fd" % b.pid):
+            if int(fd) < 3:
+                continue
+            try:
+                with open("/proc/%d/fdinfo/%s" % (b.pid, fd)) as f:
+                    flags = [ln for ln in f if ln.startswith("flags:")]
+                target = os.readlink("/proc/%d/fd/%s" % (b.pid, fd))
+            except OSError:
+                continue   # closed meanwhile
+            if not int(flags[0].split()[1], 8) & O_CLOEXEC:
+                leaky.append((fd, target))
+        self.assertEqual(leaky, [], "descriptors without O_CLOEXEC")
+
+    def test_secret_memory_not_dumped_and_locked(self):
+        """The issued password is found in the broker's memory only in
+        mappings marked do-not-dump (and locked): no stray copy in the heap
+        or a stack, which a core dump or swap could carry away."""
+        b = self.start()
+        pw = b.read_secret("db")["password"].strip().encode()
+        self.assertTrue(pw)
+        hits, unprotected = 0, []
+        for start, end, perms, flags, name in smaps(b.pid):
+            if "r" not in perms or name in ("[vvar]", "[vsyscall]"):
+                continue
+            data = read_mem(b.pid, start, end)
+            if data is None or pw not in data:
+                continue
+            hits += 1
+            if "dd" not in flags or "lo" not in flags:
+                unprotected.append((hex(start), name, flags))
+        self.assertGreater(hits, 0, "the password is nowhere: bad test")
+        self.assertEqual(unprotected, [],
+                         "the password in memory that may be dumped or "
+                         "swapped")
+        self.assertNotEqual(proc_status(b.pid)["VmLck"], "0 kB")
+        for name in ("environ", "cmdline"):
+            with open("/proc/%d/%s" % (b.pid, name), "rb") as f:
+                self.assertNotIn(pw, f.read(), name)
+
+
+def smaps(pid):
+    """(start, end, perms, VmFlags, name) of every mapping."""
+    out, cur = [], None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and not line.startswith(
+                    "VmFlags"):
+                lo, hi = head[0].split("-")
+                cur = [int(lo, 16), int(hi, 16), head[1], [],
+                       head[5] if len(head) > 5 else ""]
+                out.append(cur)
+            elif line.startswith("VmFlags:") and cur is not None:
+                cur[3] = head[1:]
+    return [tuple(m) for m in out]
+
+
+def read_mem(pid, start, end):
+    try:
+        with open("/proc/%d/mem" % pid, "rb", buffering=0) as f:
+            f.seek(start)
+            return f.read(end - start)
+    except (OSError, OverflowError, ValueError):
+        return None
+
+
+if __name__ == "__main__":
+    cbtest.main()
