@@ -448,6 +448,18 @@ static void broker_do_renew(struct broker *b, size_t slot)
 	if (gen != s->generation || !s->has_lease ||
 	    strcmp(lease.id, s->lease.id) != 0)
 		return;
+	if (r == -ENOENT && s->lease.expires_wall <= clock_wall(b->clk)) {
+		/* Not revoked but run out: the renewal came too late (a
+		 * stalled upstream or host).  A new credential, not a freeze.
+		 */
+		log_warnx("event=renew_too_late secret=%s lease=%s "
+			  "error=\"%s\"",
+			  s->cfg->name, lease.id, err.text);
+		s->force_rotate = true;
+		(void)broker_schedule(b, slot, SCHED_REFRESH,
+				      clock_mono(b->clk), 0);
+		return;
+	}
 	if (r == -ENOENT) {
 		/* Gone upstream (revoked there): not served a moment longer,
 		 * as if the lease check had found it. */

@@ -117,7 +117,13 @@ class VaultTest(VaultCase):
         finally:
             stop.set()
             t.join(timeout=30)
-        self.assertEqual(failures, [], "readers held a dead credential")
+        events = [ln for ln in b.log_text().splitlines()
+                  if any("event=%s " % e in ln for e in (
+                      "issued", "renewed", "issue_failed", "renew_failed",
+                      "expired"))]
+        self.assertEqual(failures[:5], [], "readers held a dead credential "
+                         "(%d failures); the broker's events:\n%s" % (
+                             len(failures), "\n".join(events[-30:])))
         st = b.secret_status("vdb")
         self.assertGreaterEqual(st["renewals"], 1, st)
         # Superseded leases are revoked (at expiry at the latest) and

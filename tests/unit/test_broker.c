@@ -648,6 +648,29 @@ START_TEST(test_broker_renewal_finding_lease_gone_freezes)
 }
 END_TEST
 
+/* A renewal that reaches the upstream only after the lease ran out (a
+ * stalled host) finds it gone too: that is no revocation, and a new
+ * credential follows at once instead of a freeze. */
+START_TEST(test_broker_late_renewal_reissues)
+{
+	struct broker *b = make_broker("30s", "1h");
+	uint64_t start = now_usec;
+
+	run_at(b, now_usec);
+	ck_assert_uint_eq(fake.issues, 1);
+	fake.renew_result = -ENOENT;
+	/* The renewal was due at ~20 s; the host wakes at 31 s. */
+	run_at(b, start + 31 * SEC);
+	fake.renew_result = 0;
+	run_until(b, start + 32 * SEC);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	ck_assert_uint_eq(fake.issues, 2);
+	ck_assert_str_eq(b->secrets[0].lease.id, "role2");
+	ck_assert_uint_eq(current_seq(b), 2);
+	broker_free(b);
+}
+END_TEST
+
 START_TEST(test_broker_lease_revoked_outside_is_frozen)
 {
 	struct broker *b = make_broker_of("fakeid", "1h", "1h");
@@ -767,6 +790,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_new_identity_reissues_old_leases);
 	tcase_add_test(tc, test_broker_lease_revoked_outside_is_frozen);
 	tcase_add_test(tc, test_broker_renewal_finding_lease_gone_freezes);
+	tcase_add_test(tc, test_broker_late_renewal_reissues);
 	tcase_add_test(tc, test_broker_every_key_keeps_file_indexes);
 	tcase_add_test(tc, test_broker_overlap_revokes_old_credential_early);
 	suite_add_tcase(s, tc);
