@@ -1,8 +1,10 @@
 # Wraps CMake.  `make` builds build/credbroker, `make demo` runs the main
 # job against a throwaway PostgreSQL, `make test` runs every test (a normal
 # build and an ASan+UBSan build, then every libFuzzer target for
-# FUZZ_TEST_SECONDS).  Each installs missing Debian packages first through
-# scripts/install-deps.
+# FUZZ_TEST_SECONDS).  `make soak` (not in CI) runs one broker under
+# steady rotations and readers for SOAK_SECONDS and fails when its RSS,
+# descriptors or threads grow (scripts/soak.py).  Each installs missing
+# Debian packages first through scripts/install-deps.
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 FUZZ_DIR ?= build-fuzz
@@ -11,9 +13,10 @@ FUZZ_TEST_SECONDS ?= 4
 JOBS ?= $(shell nproc)
 MAKEFLAGS += --no-print-directory
 DEMO_SECONDS ?= 0
+SOAK_SECONDS ?= 300
 CTEST_ARGS ?=
 
-.PHONY: all deps build test demo fuzz clean
+.PHONY: all deps build test demo soak fuzz clean
 
 all: build
 
@@ -35,6 +38,10 @@ test: build
 
 demo: build
 	@DEMO_SECONDS=$(DEMO_SECONDS) python3 scripts/demo.py
+
+soak: build
+	@CB_BUILD_DIR=$(abspath $(BUILD_DIR)) SOAK_SECONDS=$(SOAK_SECONDS) \
+		python3 scripts/soak.py
 
 # Each libFuzzer target for FUZZ_SECONDS, on a scratch copy of its corpus
 # (new inputs worth keeping are copied into tests/fuzz/corpus/ by hand); a

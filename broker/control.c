@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -52,21 +53,51 @@ static int control_addr(const char *path, struct sockaddr_un *addr)
 	return 0;
 }
 
+static int64_t control_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left until deadline (control_now_ms() time), at least 0. */
+static int control_left_ms(int64_t deadline)
+{
+	int64_t now = control_now_ms();
+
+	return now >= deadline ? 0 : (int)(deadline - now);
+}
+
+/* Waits for events on fd until deadline: 0, -ETIMEDOUT or -errno. */
+static int control_wait(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	int r;
+
+	do
+		r = poll(&pfd, 1, control_left_ms(deadline));
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
 /* Reads up to the first newline; returns the length, -EMSGSIZE past the
- * cap, -ETIMEDOUT, -EPROTO on a connection closed before a newline. */
+ * cap, -ETIMEDOUT, -EPROTO on a connection closed before a newline.  The
+ * timeout bounds the whole line, not each read: a client that trickles a
+ * byte at a time must not hold its slot for days. */
 static ssize_t control_read_line(int fd, char *buf, size_t cap, int timeout_ms)
 {
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	int64_t deadline = control_now_ms() + timeout_ms;
 	size_t len = 0;
 	ssize_t n;
 	int r;
 
 	while (len < cap) {
-		r = poll(&pfd, 1, timeout_ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r == 0 ? -ETIMEDOUT : -errno;
+		r = control_wait(fd, POLLIN, deadline);
+		if (r < 0)
+			return r;
 		n = read(fd, buf + len, cap - len);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -83,19 +114,18 @@ static ssize_t control_read_line(int fd, char *buf, size_t cap, int timeout_ms)
 	return -EMSGSIZE;
 }
 
+/* The timeout bounds the whole reply, as for reading. */
 static int control_write_all(int fd, const char *buf, size_t len,
 			     int timeout_ms)
 {
-	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	int64_t deadline = control_now_ms() + timeout_ms;
 	ssize_t n;
 	int r;
 
 	while (len > 0) {
-		r = poll(&pfd, 1, timeout_ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r == 0 ? -ETIMEDOUT : -errno;
+		r = control_wait(fd, POLLOUT, deadline);
+		if (r < 0)
+			return r;
 		n = send(fd, buf, len, MSG_NOSIGNAL);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;

@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <time.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +140,39 @@ START_TEST(test_control_slow_client_does_not_block_others)
 }
 END_TEST
 
+/* A client that trickles a byte every 300 ms never completes a line: the
+ * read timeout bounds the whole request, so it loses its slot after
+ * CONTROL_READ_TIMEOUT_MS, not after 64 KiB of bytes (days). */
+START_TEST(test_control_trickling_client_is_cut)
+{
+	struct control *c = start();
+	struct pollfd pfd;
+	struct timespec t0, t1;
+	char byte = 'x', buf[256];
+	double waited;
+	int fd = raw_connect(), closed = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!closed) {
+		if (send(fd, &byte, 1, MSG_NOSIGNAL) != 1)
+			break;
+		pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, 300) == 1)
+			closed = read(fd, buf, sizeof(buf)) >= 0;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ck_assert_msg(t1.tv_sec - t0.tv_sec < 20,
+			      "a trickling client kept its slot for 20 s");
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	waited = (double)(t1.tv_sec - t0.tv_sec) +
+		 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert_double_ge(waited, CONTROL_READ_TIMEOUT_MS / 1000.0 - 0.5);
+	ck_assert_double_le(waited, CONTROL_READ_TIMEOUT_MS / 1000.0 + 3.0);
+	close(fd);
+	stop(c);
+}
+END_TEST
+
 START_TEST(test_control_denies_other_uid)
 {
 	struct control *c = start();
@@ -256,6 +291,7 @@ static Suite *control_suite(void)
 	tcase_add_test(tc, test_control_round_trip_and_mode);
 	tcase_add_test(tc, test_control_rejects_bad_requests);
 	tcase_add_test(tc, test_control_slow_client_does_not_block_others);
+	tcase_add_test(tc, test_control_trickling_client_is_cut);
 	tcase_add_test(tc, test_control_denies_other_uid);
 	tcase_add_test(tc, test_control_socket_path_checks);
 	tcase_add_test(tc, test_control_listed_responder_gets_in);
