@@ -61,6 +61,28 @@ static uint64_t broker_wall_to_mono(struct broker *b, int64_t wall)
 	return now + (uint64_t)(wall - now_wall);
 }
 
+/* The lease's deadlines on the monotonic clock, taken when the lease is
+ * received: wall times from the upstream say when, but a wall clock that
+ * jumps later must not move them. */
+static void broker_lease_deadlines(struct broker *b, struct broker_secret *s)
+{
+	s->expires_mono = broker_wall_to_mono(b, s->lease.expires_wall);
+	s->max_mono = broker_wall_to_mono(b, s->lease.max_wall);
+}
+
+/* After a renewal: the expiry as granted now; the max TTL can only come
+ * closer (a grant shorter than asked reveals it), never move away. */
+static void broker_lease_renewed(struct broker *b, struct broker_secret *s)
+{
+	uint64_t max = broker_wall_to_mono(b, s->lease.max_wall);
+
+	s->expires_mono = broker_wall_to_mono(b, s->lease.expires_wall);
+	if (max < s->max_mono)
+		s->max_mono = max;
+	if (s->expires_mono > s->max_mono)
+		s->expires_mono = s->max_mono;
+}
+
 static int broker_lease_json(const struct broker_secret *s, uint64_t seq,
 			     const struct lease *lease, struct secret **ret)
 {
@@ -344,7 +366,7 @@ static int broker_publish(struct broker *b, size_t slot,
 static uint64_t broker_retire_at(struct broker *b,
 				 const struct broker_secret *s)
 {
-	uint64_t at = broker_wall_to_mono(b, s->lease.expires_wall);
+	uint64_t at = s->expires_mono;
 	uint64_t overlap = clock_mono(b->clk) + s->cfg->overlap_usec;
 
 	return s->cfg->overlap_usec > 0 && overlap < at ? overlap : at;
@@ -401,6 +423,7 @@ static void broker_do_issue(struct broker *b, size_t slot)
 	if (s->has_lease && s->lease.expires_wall != LEASE_NO_EXPIRY)
 		broker_retire(b, slot, &s->lease, broker_retire_at(b, s));
 	s->lease = lease;
+	broker_lease_deadlines(b, s);
 	s->has_lease = true;
 	s->force_rotate = false;
 	kv_clear(&s->values);
@@ -411,6 +434,7 @@ static void broker_do_issue(struct broker *b, size_t slot)
 		broker_failed(b, slot, "render", r, &err);
 		goto out;
 	}
+	s->lease_seq = s->version_seq;
 	s->failures = 0;
 	s->last_error[0] = '\0';
 	s->rotations++;
@@ -434,21 +458,24 @@ out:
 static void broker_do_renew(struct broker *b, size_t slot)
 {
 	struct broker_secret *s = &b->secrets[slot];
-	int64_t want = clock_wall(b->clk) + (int64_t)s->cfg->ttl_usec;
+	uint64_t now = clock_mono(b->clk), ask = s->cfg->ttl_usec;
 	struct lease lease = s->lease;
 	uint64_t gen = s->generation;
 	struct errmsg err = {{0}};
+	int64_t want;
 	int r;
 
-	if (want > lease.max_wall)
-		want = lease.max_wall;
+	/* Never past max TTL, measured on the monotonic clock. */
+	if (s->max_mono != UINT64_MAX && s->max_mono - now < ask)
+		ask = s->max_mono > now ? s->max_mono - now : 0;
+	want = clock_wall(b->clk) + (int64_t)ask;
 	pthread_mutex_unlock(&b->lock);
 	r = s->ops->renew(s->backend, s->cfg->backend_cfg, &lease, want, &err);
 	pthread_mutex_lock(&b->lock);
 	if (gen != s->generation || !s->has_lease ||
 	    strcmp(lease.id, s->lease.id) != 0)
 		return;
-	if (r == -ENOENT && s->lease.expires_wall <= clock_wall(b->clk)) {
+	if (r == -ENOENT && s->expires_mono <= clock_mono(b->clk)) {
 		/* Not revoked but run out: the renewal came too late (a
 		 * stalled upstream or host).  A new credential, not a freeze.
 		 */
@@ -473,9 +500,13 @@ static void broker_do_renew(struct broker *b, size_t slot)
 	s->lease.expires_wall = lease.expires_wall;
 	s->lease.max_wall = lease.max_wall;
 	s->lease.renewable = lease.renewable;
+	broker_lease_renewed(b, s);
 	r = broker_publish(b, slot, &s->values, &err);
 	if (r < 0)
 		return broker_failed(b, slot, "render", r, &err);
+	/* The same credential lives longer: so do the handles on its older
+	 * versions. */
+	(void)store_extend(b->store, slot, s->lease_seq, s->expires_mono);
 	s->failures = 0;
 	s->last_error[0] = '\0';
 	s->renewals++;
@@ -490,11 +521,13 @@ static void broker_do_renew(struct broker *b, size_t slot)
 static bool broker_should_rotate(struct broker *b,
 				 const struct broker_secret *s)
 {
-	int64_t now = clock_wall(b->clk);
+	uint64_t now = clock_mono(b->clk);
 
 	if (!s->has_lease || s->force_rotate || !s->lease.renewable)
 		return true;
-	return s->lease.max_wall - now < (int64_t)s->cfg->ttl_usec;
+	if (s->max_mono == UINT64_MAX)
+		return false;
+	return s->max_mono <= now || s->max_mono - now < s->cfg->ttl_usec;
 }
 
 static void broker_job_refresh(struct broker *b, size_t slot)
@@ -519,7 +552,7 @@ static void broker_job_expire(struct broker *b, size_t slot)
 	pthread_mutex_unlock(&b->lock);
 	dropped = store_expire(b->store, slot);
 	pthread_mutex_lock(&b->lock);
-	if (!s->has_lease || s->lease.expires_wall > clock_wall(b->clk))
+	if (!s->has_lease || s->expires_mono > clock_mono(b->clk))
 		return;
 	log_warnx("event=expired secret=%s lease=%s versions_dropped=%zu",
 		  s->cfg->name, s->lease.id, dropped);

@@ -44,9 +44,12 @@ struct broker_secret {
 	enum secret_state state;
 	bool has_lease;
 	struct lease lease;
-	struct kv values;     /* the current credential's values */
-	uint64_t version_seq; /* last published store version */
-	uint64_t generation;  /* bumps with every revoke */
+	uint64_t expires_mono; /* the lease's expiry and max TTL on the */
+	uint64_t max_mono;     /* monotonic clock; UINT64_MAX for none */
+	struct kv values;      /* the current credential's values */
+	uint64_t version_seq;  /* last published store version */
+	uint64_t lease_seq;    /* the first version of the current lease */
+	uint64_t generation;   /* bumps with every revoke */
 	bool force_rotate;
 	unsigned failures;
 	char last_error[ERRMSG_MAX + 32];

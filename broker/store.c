@@ -514,3 +514,42 @@ size_t store_expire(struct store *st, size_t slot)
 {
 	return store_take(st, slot, STORE_MATCH_EXPIRED, 0);
 }
+
+/* Under the store lock, so that expiry (store_matches) sees the new value;
+ * under each version's write lock, so that a read does too. */
+static size_t store_extend_table(struct version **table, size_t count,
+				 uint64_t from_seq, uint64_t expires)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < count; i++) {
+		struct version *v = table[i];
+
+		if (v->seq < from_seq)
+			continue;
+		pthread_rwlock_wrlock(&v->lock);
+		if (!v->dead && v->expires < expires) {
+			v->expires = expires;
+			n++;
+		}
+		pthread_rwlock_unlock(&v->lock);
+	}
+	return n;
+}
+
+size_t store_extend(struct store *st, size_t slot, uint64_t from_seq,
+		    uint64_t expires)
+{
+	struct store_slot *s;
+	size_t n;
+
+	if (slot >= st->slot_count)
+		return 0;
+	s = &st->slots[slot];
+	pthread_mutex_lock(&st->lock);
+	n = store_extend_table(s->versions, s->version_count, from_seq,
+			       expires);
+	n += store_extend_table(s->orphans, s->orphan_count, from_seq, expires);
+	pthread_mutex_unlock(&st->lock);
+	return n;
+}

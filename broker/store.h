@@ -125,5 +125,11 @@ size_t store_kill_upto(struct store *st, size_t slot, uint64_t seq);
 /* Kills and drops the versions of slot whose expiry <= now.  Returns how many.
  */
 size_t store_expire(struct store *st, size_t slot);
+/* Moves the expiry of the live versions of slot numbered from_seq or higher
+ * (those of one credential, renewed) to expires when that is later, so a
+ * handle opened before the renewal keeps reading the still valid bytes.
+ * Returns how many moved. */
+size_t store_extend(struct store *st, size_t slot, uint64_t from_seq,
+		    uint64_t expires);
 
 #endif

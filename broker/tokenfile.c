@@ -33,7 +33,9 @@ int token_file_read(const char *path, const char *what, struct secret **ret,
 	ssize_t n;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO in its place must not stall the caller in
+	 * open(2); a regular file reads the same either way. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return errmsg_set(err, -errno, "%s: cannot open %s: %s", what,
 				  path, strerror(errno));

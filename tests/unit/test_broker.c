@@ -353,6 +353,31 @@ START_TEST(test_broker_renews_at_two_thirds)
 }
 END_TEST
 
+/* A handle opened before a renewal reads on past the old expiry: it is
+ * the same credential, now valid for longer. */
+START_TEST(test_broker_renewal_extends_open_handles)
+{
+	struct broker *b = make_broker("30s", "1h");
+	uint64_t start = now_usec, next;
+	struct version *v1;
+	char buf[64];
+	int idx;
+
+	next = run_at(b, now_usec);
+	v1 = store_pin_current(b->store, 0);
+	ck_assert_ptr_nonnull(v1);
+	run_at(b, next);
+	ck_assert_uint_eq(fake.renews, 1);
+	run_until(b, start + 35 * SEC);
+	idx = version_find_file(v1, "password");
+	ck_assert_int_ge(idx, 0);
+	ck_assert_int_eq(
+	    version_read(v1, (size_t)idx, buf, sizeof(buf), 0, now_usec), 4);
+	version_unref(v1);
+	broker_free(b);
+}
+END_TEST
+
 START_TEST(test_broker_rotates_near_max_ttl_and_retires_at_expiry)
 {
 	struct broker *b = make_broker("30s", "60s");
@@ -770,6 +795,227 @@ START_TEST(test_broker_overlap_revokes_old_credential_early)
 }
 END_TEST
 
+/* ---- the wall clock jumping ----
+ *
+ * The broker schedules on CLOCK_MONOTONIC and keeps leases in wall time.
+ * Here the wall clock jumps by an hour while monotonic time runs on: the
+ * upstream granted each lease a lifetime, counted from when it granted it
+ * (Vault's clock does not jump with ours), so a credential is valid from
+ * its publication for its TTL of monotonic time -- no longer (not served
+ * once expired) and no shorter (neither dropped nor revoked early).
+ * Renewals stay at ~2/3 of the TTL and nothing loops. */
+
+static int64_t wall_jump;
+
+static int64_t jumpy_wall(void *arg)
+{
+	return fake_wall(arg) + wall_jump;
+}
+
+/* The same monotonic clock as fake_clock (which the store and the FUSE
+ * side keep and read mono from), with a wall clock that can jump. */
+static const struct clock jumpy_clock = {fake_mono, jumpy_wall, NULL};
+
+static struct broker *make_jumpy_broker(const char *type, const char *ttl,
+					const char *max_ttl)
+{
+	struct broker *b = make_broker_of(type, ttl, max_ttl);
+
+	wall_jump = 0;
+	b->clk = &jumpy_clock;
+	return b;
+}
+
+/* run_until, counting the steps (each runs at least one job), so a job
+ * that keeps rescheduling itself a moment later shows up as a large count
+ * (one rescheduling itself "now" would spin in broker_run_due: the check
+ * timeout catches that). */
+static unsigned run_until_steps(struct broker *b, uint64_t t)
+{
+	uint64_t next = run_at(b, now_usec);
+	unsigned steps = 0;
+
+	while (next <= t && steps < 100000) {
+		next = run_at(b, next);
+		steps++;
+	}
+	now_usec = t;
+	return steps;
+}
+
+#define HOUR (3600 * (int64_t)SEC)
+
+/* Healthy upstream, wall clock +1 h or -1 h five seconds after the issue:
+ * the credential stays until its renewal at ~2/3 of the TTL, which comes
+ * on time, and from then on every renewal does; no extra issue, no
+ * revocation, a bounded number of jobs. */
+static void check_jump_keeps_schedule(int64_t jump)
+{
+	struct broker *b = make_jumpy_broker("fakeid", "30s", "24h");
+	uint64_t start = now_usec;
+	unsigned steps;
+
+	fake.identity = 1;
+	run_at(b, now_usec);
+	ck_assert_uint_eq(fake.issues, 1);
+	run_until(b, start + 5 * SEC);
+	wall_jump = jump;
+	run_until(b, start + 18 * SEC);
+	ck_assert_uint_eq(current_seq(b), 1);
+	ck_assert_uint_eq(fake.renews, 0);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	run_until(b, start + 22 * SEC);
+	ck_assert_uint_eq(fake.renews, 1);
+	ck_assert_uint_eq(fake.issues, 1);
+	ck_assert_uint_eq(current_seq(b), 2);
+	/* Upstreams are told times in our (jumped) wall clock. */
+	ck_assert_int_ge(fake.last_want, jumpy_wall(NULL) + 26 * (int64_t)SEC);
+	ck_assert_int_le(fake.last_want, jumpy_wall(NULL) + 30 * (int64_t)SEC);
+	/* Ten minutes: a renewal every 18.6-21.6 s, nothing else. */
+	steps = run_until_steps(b, start + 622 * SEC);
+	ck_assert_uint_ge(fake.renews, 600 / 22);
+	ck_assert_uint_le(fake.renews, 622 / 18 + 1);
+	ck_assert_uint_eq(fake.issues, 1);
+	ck_assert_uint_eq(fake.revokes, 0);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	ck_assert_str_eq(b->secrets[0].lease.id, "role1");
+	/* renewals + expiries + identity every 10 s + checks every 30 s */
+	ck_assert_uint_le(steps, 4 * 622 / 10);
+	ck_assert_uint_le(sched_count(b->sched), 8);
+	broker_free(b);
+}
+
+START_TEST(test_broker_wall_jump_forward_keeps_schedule)
+{
+	check_jump_keeps_schedule(HOUR);
+}
+END_TEST
+
+START_TEST(test_broker_wall_jump_back_keeps_schedule)
+{
+	check_jump_keeps_schedule(-HOUR);
+}
+END_TEST
+
+/* Upstream down from the first renewal on, wall clock +1 h: by the wall
+ * clock the lease ran out at once, but it is served until its monotonic
+ * expiry (30 s after the issue), not a moment longer; the upstream back,
+ * a new lease, and the expired one revoked. */
+START_TEST(test_broker_wall_jump_forward_outage_expires_on_time)
+{
+	struct broker *b = make_jumpy_broker("fakeid", "30s", "24h");
+	uint64_t start = now_usec;
+	unsigned steps;
+
+	fake.identity = 1;
+	run_at(b, now_usec);
+	fake.renew_result = fake.issue_result = fake.revoke_result =
+	    -ECONNREFUSED;
+	run_until(b, start + 5 * SEC);
+	wall_jump = HOUR;
+	steps = run_until_steps(b, start + 30 * SEC - 1);
+	ck_assert_uint_eq(current_seq(b), 1);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	ck_assert_uint_ge(b->secrets[0].failures, 2);
+	ck_assert_uint_eq(fake.issues, 1);
+	run_until(b, start + 30 * SEC);
+	ck_assert_uint_eq(current_seq(b), 0);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_PENDING);
+	ck_assert(!b->secrets[0].has_lease);
+	fake.renew_result = fake.issue_result = fake.revoke_result = 0;
+	steps += run_until_steps(b, start + 400 * SEC);
+	ck_assert_uint_eq(fake.issues, 2);
+	ck_assert_str_eq(fake.revoked[0], "role1");
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	ck_assert_str_eq(b->secrets[0].lease.id, "role2");
+	ck_assert_uint_ge(current_seq(b), 2);
+	ck_assert_uint_le(steps, 4 * 400 / 10);
+	broker_free(b);
+}
+END_TEST
+
+/* An outage with the wall clock jumping back 1 h: at the monotonic
+ * expiry the credential is expired for good (pending, no lease, retired;
+ * no renewal of the dead lease), and once the upstream is back a new one
+ * is issued, not a freeze.  (The broker once compared the wall clock
+ * here, and froze the secret when the upstream said "lease not found".) */
+START_TEST(test_broker_wall_jump_back_outage_expires_on_time)
+{
+	struct broker *b = make_jumpy_broker("fakeid", "30s", "24h");
+	uint64_t start = now_usec;
+
+	fake.identity = 1;
+	run_at(b, now_usec);
+	fake.renew_result = fake.issue_result = fake.revoke_result =
+	    -ECONNREFUSED;
+	run_until(b, start + 5 * SEC);
+	wall_jump = -HOUR;
+	run_until(b, start + 30 * SEC - 1);
+	ck_assert_uint_eq(current_seq(b), 1);
+	run_until(b, start + 30 * SEC);
+	ck_assert_uint_eq(current_seq(b), 0);
+	/* Expired is expired: pending, no lease, retired. */
+	ck_assert_int_eq(b->secrets[0].state, SECRET_PENDING);
+	ck_assert(!b->secrets[0].has_lease);
+	/* The upstream back; it no longer knows the expired lease. */
+	fake.issue_result = fake.revoke_result = 0;
+	fake.renew_result = -ENOENT;
+	while (fake.issues < 2 && now_usec < start + 400 * SEC)
+		run_at(b, run_at(b, now_usec));
+	/* The new lease renews normally. */
+	fake.renew_result = 0;
+	run_until(b, start + 400 * SEC);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	ck_assert_uint_eq(fake.issues, 2);
+	ck_assert_str_eq(b->secrets[0].lease.id, "role2");
+	ck_assert_str_eq(fake.revoked[0], "role1");
+	broker_free(b);
+}
+END_TEST
+
+/* max_ttl 1 h and the wall clock +1 h five seconds after the issue: the
+ * refresh at ~20 s renews (20 s of the hour have passed, whatever the wall
+ * clock says), and nothing is revoked early.  (Measured on the wall clock,
+ * the broker once rotated and revoked the old lease 10 s before it
+ * expired.) */
+START_TEST(test_broker_wall_jump_forward_no_early_revoke)
+{
+	struct broker *b = make_jumpy_broker("fakeid", "30s", "1h");
+	uint64_t start = now_usec;
+
+	fake.identity = 1;
+	run_at(b, now_usec);
+	run_until(b, start + 5 * SEC);
+	wall_jump = HOUR;
+	run_until(b, start + 29 * SEC);
+	ck_assert_uint_eq(fake.revokes, 0);
+	ck_assert_uint_eq(fake.issues, 1);
+	ck_assert_uint_eq(fake.renews, 1);
+	broker_free(b);
+}
+END_TEST
+
+/* max_ttl 60 s and the wall clock -1 h five seconds after the issue: the
+ * credential is rotated before 60 s and the old lease revoked at its
+ * expiry, never kept past max_ttl.  (Measured on the wall clock, it was
+ * once renewed for an hour.) */
+START_TEST(test_broker_wall_jump_back_keeps_max_ttl)
+{
+	struct broker *b = make_jumpy_broker("fakeid", "30s", "60s");
+	uint64_t start = now_usec;
+
+	fake.identity = 1;
+	run_at(b, now_usec);
+	run_until(b, start + 5 * SEC);
+	wall_jump = -HOUR;
+	run_until(b, start + 60 * SEC + 1);
+	ck_assert_uint_ge(fake.issues, 2);
+	ck_assert_uint_ge(fake.revokes, 1);
+	ck_assert_str_eq(fake.revoked[0], "role1");
+	broker_free(b);
+}
+END_TEST
+
 static Suite *broker_suite(void)
 {
 	Suite *s = suite_create("broker");
@@ -777,6 +1023,7 @@ static Suite *broker_suite(void)
 
 	tcase_add_test(tc, test_broker_issues_and_publishes);
 	tcase_add_test(tc, test_broker_renews_at_two_thirds);
+	tcase_add_test(tc, test_broker_renewal_extends_open_handles);
 	tcase_add_test(tc,
 		       test_broker_rotates_near_max_ttl_and_retires_at_expiry);
 	tcase_add_test(tc, test_broker_backs_off_and_recovers);
@@ -793,6 +1040,13 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_late_renewal_reissues);
 	tcase_add_test(tc, test_broker_every_key_keeps_file_indexes);
 	tcase_add_test(tc, test_broker_overlap_revokes_old_credential_early);
+	tcase_add_test(tc, test_broker_wall_jump_forward_keeps_schedule);
+	tcase_add_test(tc, test_broker_wall_jump_back_keeps_schedule);
+	tcase_add_test(tc,
+		       test_broker_wall_jump_forward_outage_expires_on_time);
+	tcase_add_test(tc, test_broker_wall_jump_back_outage_expires_on_time);
+	tcase_add_test(tc, test_broker_wall_jump_forward_no_early_revoke);
+	tcase_add_test(tc, test_broker_wall_jump_back_keeps_max_ttl);
 	suite_add_tcase(s, tc);
 	return s;
 }

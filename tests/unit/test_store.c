@@ -209,6 +209,40 @@ START_TEST(test_store_expiry_hides_and_drops)
 }
 END_TEST
 
+/* A renewal moves the expiry of every version of the same credential
+ * (seq >= from) later, never earlier, and leaves an older credential's
+ * versions and killed ones alone. */
+START_TEST(test_store_extend_renewed_versions)
+{
+	struct store *st = make_store();
+	struct version *old_lease, *renewed;
+	char buf[16];
+
+	publish(st, 0, 1, 3000, "old");
+	publish(st, 0, 2, 4000, "new");
+	publish(st, 0, 3, 5000, "new");
+	old_lease = store_pin_seq(st, 0, 1);
+	renewed = store_pin_seq(st, 0, 2);
+	ck_assert_uint_eq(store_extend(st, 0, 2, 9000), 2);
+	ck_assert_uint_eq(store_extend(st, 0, 2, 8000), 0);
+	fake_now = 6000;
+	ck_assert_int_eq(
+	    version_read(renewed, 0, buf, sizeof(buf), 0, fake_now), 3);
+	ck_assert_int_eq(
+	    version_read(old_lease, 0, buf, sizeof(buf), 0, fake_now), -EIO);
+	ck_assert_uint_eq(store_expire(st, 0), 1);
+	ck_assert_ptr_nonnull(renewed);
+	version_kill(renewed);
+	ck_assert_uint_eq(store_extend(st, 0, 2, 10000), 1);
+	fake_now = 9500;
+	ck_assert_int_eq(
+	    version_read(renewed, 0, buf, sizeof(buf), 0, fake_now), -EIO);
+	version_unref(old_lease);
+	version_unref(renewed);
+	store_free(st);
+}
+END_TEST
+
 START_TEST(test_store_keeps_bounded_history)
 {
 	struct store *st = make_store();
@@ -301,6 +335,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_store_pushed_out_version_still_killed);
 	tcase_add_test(tc, test_store_orphan_table_full_kills_oldest);
 	tcase_add_test(tc, test_store_expiry_hides_and_drops);
+	tcase_add_test(tc, test_store_extend_renewed_versions);
 	tcase_add_test(tc, test_store_keeps_bounded_history);
 	tcase_add_test(tc, test_store_version_files);
 	tcase_add_test(tc, test_store_rejects_bad_slots);
