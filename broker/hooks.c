@@ -10,6 +10,12 @@
  * the leader is still a zombie: its pid, and so the group id, cannot have
  * been reused yet.
  *
+ * With the spawner running (spawner.h) the same runner, hook_exec_argv,
+ * runs there: hook_exec here only builds the environment and hands argv,
+ * environment and timeout over.  Nothing secret goes with them: the
+ * environment is made of the event's fields, and events carry names,
+ * versions, lease ids and reasons, never a secret value (hooks.h).
+ *
  * http hooks make a transport per run: hooks are rare, and a short-lived
  * handle keeps nothing between events. */
 #include <dirent.h>
@@ -35,11 +41,10 @@
 #include "http.h"
 #include "log.h"
 #include "secret.h"
+#include "spawner.h"
 
 #define HOOK_PATH_LEN 256  /* a JSON path in a message */
 #define HOOK_SHOWN_LEN 128 /* argv[0] or a key quoted in a message */
-#define HOOK_MAX_KEY 64	   /* bytes in an event key */
-#define HOOK_ENV_PREFIX "CREDBROKER_"
 #define HOOK_ENV_PATH "PATH=/usr/bin:/bin"
 #define HOOK_TICK_MS 20		  /* polling for exit without a pidfd */
 #define HOOK_DRAIN_USEC 200000ULL /* output read after the leader exits */
@@ -553,12 +558,14 @@ struct hook_proc {
 	pid_t pid;
 	int out_fd;	/* the pipe's read end; -1 after EOF */
 	int pid_fd;	/* wakes poll when the leader exits; -1: ticks */
+	int cancel_fd;	/* ends the run when readable; -1: none */
 	bool exited;	/* the leader is a zombie and its group killed */
 	bool timed_out; /* the deadline passed while it ran */
+	bool cancelled; /* cancel_fd fired while it ran */
 };
 
-static int hook_spawn(const struct hook_config *h, char *const *envp,
-		      int out_fd, pid_t *pid)
+static int hook_spawn(char *const *argv, char *const *envp, int out_fd,
+		      pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -594,7 +601,7 @@ static int hook_spawn(const struct hook_config *h, char *const *envp,
 	if (r == 0)
 		r = posix_spawnattr_setsigdefault(&attr, &all);
 	if (r == 0)
-		r = posix_spawn(pid, h->argv[0], &fa, &attr, h->argv, envp);
+		r = posix_spawn(pid, argv[0], &fa, &attr, argv, envp);
 	(void)posix_spawnattr_destroy(&attr);
 	(void)posix_spawn_file_actions_destroy(&fa);
 	return -r;
@@ -626,13 +633,14 @@ static void hook_read(struct hook_proc *p, struct hook_output *o)
 }
 
 /* Reads output until the pipe closes and the leader has exited, or the
- * deadline passes.  When the leader exits, the rest of its group is
- * killed and the pipe gets a short while to drain (a process that left
- * the group may hold it open; that is not the hook's timeout). */
+ * deadline passes, or cancel_fd fires.  When the leader exits, the rest
+ * of its group is killed and the pipe gets a short while to drain (a
+ * process that left the group may hold it open; that is not the hook's
+ * timeout). */
 static void hook_pump(struct hook_proc *p, struct hook_output *o,
 		      uint64_t deadline)
 {
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	uint64_t now;
 	nfds_t n;
 	int ms;
@@ -656,12 +664,19 @@ static void hook_pump(struct hook_proc *p, struct hook_output *o,
 			pfd[n++] = (struct pollfd){p->out_fd, POLLIN, 0};
 		if (p->pid_fd >= 0 && !p->exited)
 			pfd[n++] = (struct pollfd){p->pid_fd, POLLIN, 0};
+		if (p->cancel_fd >= 0)
+			pfd[n++] = (struct pollfd){p->cancel_fd, POLLIN, 0};
 		ms = (int)((deadline - now + 999) / 1000);
 		if (p->pid_fd < 0 && !p->exited && ms > HOOK_TICK_MS)
 			ms = HOOK_TICK_MS;
-		if (poll(pfd, n, ms) > 0 && p->out_fd >= 0 &&
-		    pfd[0].revents != 0)
+		if (poll(pfd, n, ms) <= 0)
+			continue;
+		if (p->out_fd >= 0 && pfd[0].revents != 0)
 			hook_read(p, o);
+		if (p->cancel_fd >= 0 && pfd[n - 1].revents != 0) {
+			p->cancelled = !p->exited;
+			return;
+		}
 	}
 }
 
@@ -687,47 +702,46 @@ static int hook_exit_status(const char *name, int status, struct errmsg *err)
 }
 
 /* Runs the command to its end, then judges how it ended. */
-static int hook_exec_run(const struct hook_config *h, struct hook_proc *p,
+static int hook_exec_run(uint64_t timeout_usec, struct hook_proc *p,
 			 struct hook_output *o, struct errmsg *err)
 {
 	int status = 0, r;
 
 	p->pid_fd = pidfd_open(p->pid, 0);
-	hook_pump(p, o, hook_now() + h->timeout_usec);
-	if (p->timed_out)
+	hook_pump(p, o, hook_now() + timeout_usec);
+	if (p->timed_out || p->cancelled)
 		(void)kill(-p->pid, SIGKILL);
 	r = hook_reap(p->pid, &status);
 	hook_output_finish(o);
 	if (r < 0)
 		return errmsg_set(err, r, "hook %s: waitpid: %s", o->name,
 				  strerror(-r));
+	if (p->cancelled)
+		return errmsg_set(err, -ECANCELED,
+				  "hook %s: killed, its run was cancelled",
+				  o->name);
 	if (p->timed_out)
 		return errmsg_set(err, -ETIMEDOUT,
 				  "hook %s: timed out after %llu ms", o->name,
-				  (unsigned long long)(h->timeout_usec / 1000));
+				  (unsigned long long)(timeout_usec / 1000));
 	return hook_exit_status(o->name, status, err);
 }
 
-static int hook_exec(const struct hook_config *h, const json_t *event,
-		     struct errmsg *err)
+int hook_exec_argv(char *const argv[], char *const envp[],
+		   uint64_t timeout_usec, int cancel_fd, struct errmsg *err)
 {
-	struct hook_env env = {{NULL}, 0};
-	struct hook_proc p = {-1, -1, -1, false, false};
+	struct hook_proc p = {-1, -1, -1, cancel_fd, false, false, false};
 	struct hook_output o;
 	int fds[2] = {-1, -1}, r;
 
 	memset(&o, 0, sizeof(o));
-	hook_show(h->argv[0], o.name, sizeof(o.name));
-	r = hook_env_build(event, &env, err);
-	if (r < 0)
-		return errmsg_prefix(err, r, "hook %s", o.name);
+	hook_show(argv[0], o.name, sizeof(o.name));
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		r = -errno;
-		(void)errmsg_set(err, r, "hook %s: pipe: %s", o.name,
-				 strerror(-r));
-		goto out;
+		return errmsg_set(err, r, "hook %s: pipe: %s", o.name,
+				  strerror(-r));
 	}
-	r = hook_spawn(h, env.vars, fds[1], &p.pid);
+	r = hook_spawn(argv, envp, fds[1], &p.pid);
 	(void)close(fds[1]);
 	if (r < 0) {
 		(void)errmsg_set(err, r, "hook %s: cannot run: %s", o.name,
@@ -736,7 +750,7 @@ static int hook_exec(const struct hook_config *h, const json_t *event,
 	}
 	p.out_fd = fds[0];
 	fds[0] = -1;
-	r = hook_exec_run(h, &p, &o, err);
+	r = hook_exec_run(timeout_usec, &p, &o, err);
 out:
 	if (fds[0] >= 0)
 		(void)close(fds[0]);
@@ -744,6 +758,27 @@ out:
 		(void)close(p.out_fd);
 	if (p.pid_fd >= 0)
 		(void)close(p.pid_fd);
+	return r;
+}
+
+/* The environment is built here, in the daemon, in both cases: the
+ * spawner gets only the finished strings (PATH and the event's names,
+ * versions and reasons; never a secret value, see the top of the file). */
+static int hook_exec(const struct hook_config *h, const json_t *event,
+		     struct errmsg *err)
+{
+	char name[HOOK_SHOWN_LEN * 4 + 1];
+	struct hook_env env = {{NULL}, 0};
+	int r;
+
+	hook_show(h->argv[0], name, sizeof(name));
+	r = hook_env_build(event, &env, err);
+	if (r < 0)
+		return errmsg_prefix(err, r, "hook %s", name);
+	if (spawner_started())
+		r = spawner_exec(name, h->argv, env.vars, h->timeout_usec, err);
+	else
+		r = hook_exec_argv(h->argv, env.vars, h->timeout_usec, -1, err);
 	hook_env_free(&env);
 	return r;
 }

@@ -12,7 +12,11 @@
  * else as its compact JSON text).  Their stdout and stderr are logged line
  * by line (escaped, capped per line and in total).  When the command
  * exits, or its time is up, whatever else is left in its process group is
- * killed, so no hook outlives its bound.
+ * killed, so no hook outlives its bound.  Once spawner_start has run
+ * (spawner.h), exec hooks are started, watched and killed this same way by
+ * the hook spawner, a process forked before the daemon is sandboxed; the
+ * daemon builds the environment and sends it there with argv and the
+ * timeout, and the spawner logs the output on the stderr both share.
  *
  * http hooks POST the event as JSON to an https URL (the peer always
  * verified), retrying transport errors, 5xx and 429 with exponential
@@ -20,8 +24,9 @@
  * often carry a token.
  *
  * Thread safety: hook_run may be called from several threads at once.  It
- * waits for its own child by pid, so no other thread may reap children
- * with waitpid(-1, ...), and SIGCHLD must not be ignored. */
+ * waits for its own child by pid (or, with the spawner, the spawner does;
+ * spawner_stop reaps the spawner by pid), so no other thread may reap
+ * children with waitpid(-1, ...), and SIGCHLD must not be ignored. */
 #ifndef CREDBROKER_HOOKS_H
 #define CREDBROKER_HOOKS_H
 
@@ -35,6 +40,7 @@
 #define HOOK_MAX_ARGS 32
 #define HOOK_MAX_ARG_LEN 4096 /* bytes in one argv string */
 #define HOOK_MAX_FIELDS 64    /* event fields, so environment variables */
+#define HOOK_MAX_KEY 64	      /* bytes in an event key */
 #define HOOK_MAX_VALUE 4096   /* bytes in one variable's value */
 #define HOOK_MAX_LINE 200     /* output bytes logged per line */
 #define HOOK_MAX_OUTPUT 65536 /* output bytes logged per run */
@@ -43,6 +49,7 @@
 #define HOOK_MAX_TIMEOUT_USEC (600ULL * 1000000)
 #define HOOK_DEFAULT_TIMEOUT_USEC (10ULL * 1000000)
 #define HOOK_DEFAULT_RETRIES 3
+#define HOOK_ENV_PREFIX "CREDBROKER_" /* every variable but PATH */
 
 enum hook_type { HOOK_EXEC, HOOK_HTTP, HOOK_SIGNAL };
 
@@ -87,7 +94,11 @@ void hook_config_free(struct hook_config *h);
  *             keys collide once upper-cased, a string holds a NUL byte;
  *   -EMSGSIZE more than HOOK_MAX_FIELDS fields or a value past
  *             HOOK_MAX_VALUE;
- *   -ETIMEDOUT the command ran past its timeout (its group was killed);
+ *   -ETIMEDOUT the command ran past its timeout (its group was killed),
+ *             or the spawner did not answer in time;
+ *   -EPIPE    exec, with the spawner: the spawner is gone or stopped;
+ *   -EBADMSG  exec, with the spawner: it sent a malformed reply;
+ *   -EBUSY    exec, with the spawner: SPAWNER_MAX_JOBS hooks run already;
  *   -EIO      "exited with status N", "killed by signal N", or an HTTP
  *             status other than 2xx ("status N");
  *   -EPERM    TLS verification failed (not retried);
@@ -96,5 +107,16 @@ void hook_config_free(struct hook_config *h);
  * err says which, naming argv[0] but never the URL. */
 int hook_run(const struct hook_config *h, const json_t *event,
 	     struct errmsg *err) __attribute__((warn_unused_result));
+
+/* The exec runner itself, in the calling process: spawns argv (argv[0]
+ * absolute, NULL-terminated) with exactly envp, logs its output, waits
+ * at most timeout_usec and kills its process group, as described above.
+ * hook_run calls it when no spawner runs; the spawner calls it for each
+ * request.  cancel_fd is -1, or a descriptor that, once readable or hung
+ * up, ends the run early: the group is killed and the result is
+ * -ECANCELED.  Returns what hook_run returns for an exec hook. */
+int hook_exec_argv(char *const argv[], char *const envp[],
+		   uint64_t timeout_usec, int cancel_fd, struct errmsg *err)
+    __attribute__((warn_unused_result));
 
 #endif

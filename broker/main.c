@@ -17,6 +17,7 @@
 #include "hardening.h"
 #include "inject.h"
 #include "log.h"
+#include "spawner.h"
 #include "webhook.h"
 
 #define CREDBROKER_VERSION "0.1.0"
@@ -253,19 +254,31 @@ static int cmd_run(const char *path)
 		fatalx(BROKER_EXIT_CONFIG, "event=config_error error=\"%s\"",
 		       err.text);
 	log_init("credbroker", cfg->log_level);
-	r = broker_new(cfg, clock_system(), &b, &err);
+	/* Exec hooks run from a process forked now, before any secret or
+	 * thread exists, so that this one can be confined later. */
+	r = spawner_start(&err);
 	if (r < 0)
+		fatalx(BROKER_EXIT_CONFIG,
+		       "event=start_failed error=\"hook "
+		       "spawner: %s\"",
+		       err.text);
+	r = broker_new(cfg, clock_system(), &b, &err);
+	if (r < 0) {
+		spawner_stop();
 		fatalx(BROKER_EXIT_CONFIG, "event=start_failed error=\"%s\"",
 		       err.text);
+	}
 	r = broker_start(b, &err);
 	if (r < 0) {
 		log_warnx("event=start_failed error=\"%s\"", err.text);
 		broker_free(b);
+		spawner_stop();
 		return BROKER_EXIT_CONFIG;
 	}
 	sig = wait_for_signal(&set);
 	log_info("event=signal signal=%s", strsignal(sig));
 	broker_free(b);
+	spawner_stop();
 	return 0;
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Issue 6: the broker's process hardening, read back from /proc.
 
-A broker that mounts its filesystem itself as root keeps no capability
+Exec hooks are started by cb-spawner, forked before any secret existed,
+with no capability and no_new_privs.  A broker that mounts its filesystem
+itself as root keeps no capability
 once the mount is up: the unmount at exit belongs to a helper forked before
 any secret existed (cb-unmount), which holds CAP_SYS_ADMIN and nothing
 else, one socket and no other descriptor, and detaches the mount when the
@@ -79,6 +81,22 @@ class HardeningTest(cbtest.BrokerTestCase):
         self.assertEqual(fds, [0, 1, 2, 3])
         self.assertTrue(os.readlink("/proc/%d/fd/3" % u).startswith(
             "socket:"))
+        # The hook spawner: no capability at all, no_new_privs, stdio and
+        # its socket only.
+        sp = children_named(b.pid, "cb-spawner")
+        self.assertEqual(len(sp), 1, "one cb-spawner child of the broker")
+        sst = proc_status(sp[0])
+        for k in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+            self.assertEqual(sst[k], "0000000000000000", "spawner " + k)
+        self.assertEqual(sst["NoNewPrivs"], "1")
+        kinds = {}
+        for f in os.listdir("/proc/%d/fd" % sp[0]):
+            if int(f) >= 3:
+                kinds[int(f)] = os.readlink("/proc/%d/fd/%s" % (sp[0], f))
+        self.assertEqual([t for t in kinds.values() if not t.startswith(
+            ("socket:", "anon_inode:", "pipe:"))], [], kinds)
+        self.assertEqual(sum(t.startswith("socket:")
+                             for t in kinds.values()), 1, kinds)
         # A clean stop: the mount is gone by the time the broker exits,
         # and so is the unmounter.
         self.assertTrue(cbtest.mounted(self.mountpoint))

@@ -3,11 +3,14 @@
  * a timeout kills their whole process group; http hooks deliver the event
  * to a real TLS server (tests/sim/https_fixture.py), retry what is worth
  * retrying and nothing else; and the parser names the path of every kind
- * of bad input. */
+ * of bad input.  The exec cases run twice: in this process, and through
+ * the hook spawner (a child of each forked test, started in the checked
+ * fixture, so it belongs to the test process that uses it). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,7 @@
 #include "hooks.h"
 #include "http.h"
 #include "secret.h"
+#include "spawner.h"
 
 #define PATH_PREFIX "hooks.on_revoke[0]"
 
@@ -31,6 +35,7 @@ static char ca_path[600], other_ca_path[600];
 static char dir[] = "/tmp/cb-hooks-XXXXXX";
 static char out_path[256], log_path[256];
 static int saved_stderr = -1;
+static bool with_spawner; /* the exec cases go through the spawner */
 
 static void fixture_env(void)
 {
@@ -60,6 +65,37 @@ static void teardown(void)
 	ck_assert_int_eq(rmdir(dir), 0);
 }
 
+static void setup_spawner(void)
+{
+	struct errmsg err;
+
+	setup();
+	ck_assert_msg(spawner_start(&err) == 0, "%s", err.text);
+	ck_assert_int_gt(spawner_pid(), 0);
+	with_spawner = true;
+}
+
+static void teardown_spawner(void)
+{
+	spawner_stop();
+	ck_assert(!spawner_started());
+	teardown();
+}
+
+/* A new spawner takes what this process has now (stderr, environment,
+ * descriptors, signal mask): the daemon forks it once, at start-up, so a
+ * case that changes one of them starts it again to see what a daemon
+ * that had them at start-up would do. */
+static void respawn(void)
+{
+	struct errmsg err;
+
+	if (!with_spawner)
+		return;
+	spawner_stop();
+	ck_assert_msg(spawner_start(&err) == 0, "%s", err.text);
+}
+
 static uint64_t now_usec(void)
 {
 	struct timespec ts;
@@ -78,6 +114,8 @@ static void capture_start(void)
 	ck_assert_int_ge(saved_stderr, 0);
 	ck_assert_int_eq(dup2(fd, 2), 2);
 	(void)close(fd);
+	/* The spawner logs hook output on its own stderr. */
+	respawn();
 }
 
 /* Restores stderr and returns what was logged (free it). */
@@ -90,6 +128,7 @@ static char *capture_end(void)
 	(void)fflush(stderr);
 	ck_assert_int_eq(dup2(saved_stderr, 2), 2);
 	(void)close(saved_stderr);
+	respawn();
 	f = fopen(log_path, "re");
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_ne(getdelim(&text, &len, '\0', f), -1);
@@ -347,11 +386,15 @@ static size_t read_pids(pid_t *pids, size_t max)
 }
 
 /* Orphans of the hook come back to this process (a subreaper), so it can
- * see how each of them ended: all must have been SIGKILLed. */
+ * see how each of them ended: all must have been SIGKILLed.  The spawner
+ * is a child too, alive: stopped (and reaped) first. */
 static void reap_all_killed(void)
 {
 	pid_t pid;
 	int st;
+
+	if (with_spawner)
+		spawner_stop();
 
 	while ((pid = waitpid(-1, &st, 0)) > 0) {
 		ck_assert(WIFSIGNALED(st));
@@ -440,6 +483,8 @@ START_TEST(test_hooks_exec_no_descriptor_leaks)
 	ck_assert_int_ge(fd, 3);
 	ck_assert_int_eq(pipe(pfd), 0);
 	ck_assert_int_eq(dup2(fd, 100), 100);
+	/* A spawner started now inherits them, and must close them. */
+	respawn();
 	/* The shell has 0, 1, 2 and none of these; stdin is /dev/null. */
 	(void)snprintf(
 	    script, sizeof(script),
@@ -662,22 +707,46 @@ static int parse(const char *text, struct hook_config *h, struct errmsg *err)
 	return r;
 }
 
-/* A child that waits for a signal under a name of its own. */
+/* A child that waits for a signal under a name of its own.  Returns once
+ * the name shows, so its handlers are reset too: Check's own SIGTERM
+ * handler, inherited, would signal this test's whole process group. */
 static pid_t signal_target(const char *name)
 {
+	char path[64], comm[32], want[32];
+	uint64_t until = now_usec() + 5000000;
 	pid_t pid = fork();
+	ssize_t n = 0;
+	int fd;
 
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
+		sigset_t none;
+
 		/* Check's own SIGTERM handler would take the test down. */
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGUSR1, SIG_DFL);
+		/* Without fork mode an earlier case may have left them
+		 * blocked in this process. */
+		(void)sigemptyset(&none);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
 		(void)prctl(PR_SET_NAME, name, 0, 0, 0);
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 		for (;;)
 			pause();
 	}
-	usleep(100000); /* its name is set */
+	(void)snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	(void)snprintf(want, sizeof(want), "%s\n", name);
+	while (now_usec() < until) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, comm, sizeof(comm) - 1);
+		if (fd >= 0)
+			(void)close(fd);
+		comm[n > 0 ? n : 0] = '\0';
+		if (strcmp(comm, want) == 0)
+			break;
+		usleep(5000);
+	}
+	ck_assert_str_eq(comm, want);
 	return pid;
 }
 
@@ -917,6 +986,7 @@ static Suite *hooks_suite(void)
 	Suite *s = suite_create("hooks");
 	TCase *ex = tcase_create("exec"), *http = tcase_create("http");
 	TCase *cfg = tcase_create("config");
+	TCase *sp = tcase_create("exec_via_spawner");
 
 	tcase_add_checked_fixture(ex, setup, teardown);
 	tcase_add_test(ex, test_hooks_exec_environment_is_the_event);
@@ -928,6 +998,16 @@ static Suite *hooks_suite(void)
 	tcase_add_test(ex, test_hooks_exec_no_descriptor_leaks);
 	tcase_add_test(ex, test_hooks_exec_bad_events);
 	suite_add_tcase(s, ex);
+	tcase_add_checked_fixture(sp, setup_spawner, teardown_spawner);
+	tcase_add_test(sp, test_hooks_exec_environment_is_the_event);
+	tcase_add_test(sp, test_hooks_exec_output_capped);
+	tcase_add_test(sp, test_hooks_exec_exit_status_and_signal);
+	tcase_add_test(sp, test_hooks_exec_signals_reset);
+	tcase_add_test(sp, test_hooks_exec_timeout_kills_group);
+	tcase_add_test(sp, test_hooks_exec_leftovers_killed_at_exit);
+	tcase_add_test(sp, test_hooks_exec_no_descriptor_leaks);
+	tcase_add_test(sp, test_hooks_exec_bad_events);
+	suite_add_tcase(s, sp);
 	tcase_add_unchecked_fixture(http, fixture_env, NULL);
 	tcase_add_test(http, test_hooks_http_posts_event);
 	tcase_add_test(http, test_hooks_http_retries_5xx);
