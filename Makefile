@@ -32,6 +32,7 @@ test: build
 	@cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(BUILD_DIR) && ctest --output-on-failure $(CTEST_ARGS)
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure $(CTEST_ARGS)
 	@$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)

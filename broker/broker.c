@@ -14,6 +14,7 @@
 #include "broker_int.h"
 #include "freeze.h"
 #include "hardening.h"
+#include "seccomp.h"
 #include "unmounter.h"
 #include "fs.h"
 #include "log.h"
@@ -1147,7 +1148,12 @@ int broker_start(struct broker *b, struct errmsg *err)
 	if (r < 0)
 		return errmsg_set(err, r, "cannot start the scheduler thread");
 	b->thread_started = true;
-	log_info("event=started mount=%s secrets=%zu control=%s",
+	/* Start-up is over: from here on, only the calls serving needs.  The
+	 * spawner and the unmounter were forked before and stay outside. */
+	r = seccomp_install(err);
+	if (r < 0)
+		return r;
+	log_info("event=started mount=%s secrets=%zu control=%s seccomp=kill",
 		 b->cfg->mount_path, b->cfg->secret_count,
 		 b->cfg->control_socket);
 	return 0;

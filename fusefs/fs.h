@@ -74,7 +74,9 @@ int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
 
 /* From now on someone else (the broker's unmounter) unmounts: fs_stop()
  * only closes the /dev/fuse descriptor, which leaves the mount dead
- * (ENOTCONN) until it is detached. */
+ * (ENOTCONN) until it is detached.  libfuse frees its copy of the mount
+ * point only when it unmounts, so those bytes stay allocated until exit
+ * (tests/lsan.supp). */
 void fs_disown_mount(struct fs *fs);
 /* Connects to the Unix socket at path, receives one /dev/fuse descriptor
  * (SCM_RIGHTS, exactly one, a character device) from the privileged helper

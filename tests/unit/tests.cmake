@@ -72,3 +72,4 @@ cb_unit_test(test_aws_xml aws cb_backends)
 target_compile_definitions(test_aws_xml PRIVATE
 	CB_SAMPLES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/aws_xml")
 cb_unit_test(test_spawner ir cb_hooks)
+cb_unit_test(test_seccomp hardening cb_broker)
