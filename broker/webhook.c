@@ -33,6 +33,7 @@ struct webhook {
 	SSL_CTX *ctx;
 	struct timespec cert_mtime, key_mtime;
 	unsigned clients;
+	pthread_cond_t idle; /* clients reached 0 */
 };
 
 struct webhook_conn {
@@ -422,8 +423,11 @@ static void *webhook_conn_thread(void *arg)
 	SSL_CTX_free(c->ctx);
 	close(c->fd);
 	free(c);
+	/* The last touch of w: webhook_run waits for this before its frame
+	 * (and w with it) goes. */
 	pthread_mutex_lock(&w->lock);
 	w->clients--;
+	pthread_cond_broadcast(&w->idle);
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
 }
@@ -502,6 +506,32 @@ static int webhook_listen(const char *spec, struct errmsg *err)
 	return fd;
 }
 
+/* Waits for the connection threads (each bounded by its socket
+ * timeouts), then frees what they shared. */
+static void webhook_drain(struct webhook *w)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 3 * WEBHOOK_IO_TIMEOUT_SEC;
+	pthread_mutex_lock(&w->lock);
+	while (w->clients > 0 &&
+	       pthread_cond_timedwait(&w->idle, &w->lock, &deadline) == 0)
+		;
+	if (w->clients > 0) {
+		/* Stuck past every timeout: leave w alone, the process ends. */
+		log_warnx("event=webhook_stop_incomplete clients=%u",
+			  w->clients);
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	pthread_mutex_unlock(&w->lock);
+	SSL_CTX_free(w->ctx);
+	w->ctx = NULL;
+	pthread_cond_destroy(&w->idle);
+	pthread_mutex_destroy(&w->lock);
+}
+
 int webhook_run(const struct webhook_config *cfg, struct errmsg *err)
 {
 	struct webhook w = {.cfg = cfg};
@@ -510,6 +540,7 @@ int webhook_run(const struct webhook_config *cfg, struct errmsg *err)
 	int lfd, sfd, r;
 
 	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.idle, NULL);
 	r = webhook_mtimes(cfg, &w.cert_mtime, &w.key_mtime);
 	if (r < 0)
 		return errmsg_set(err, r, "webhook: %s or %s: %s",
@@ -544,6 +575,7 @@ int webhook_run(const struct webhook_config *cfg, struct errmsg *err)
 	}
 	close(lfd);
 	close(sfd);
+	webhook_drain(&w);
 	log_info("event=webhook_stopped");
 	return 0;
 }
