@@ -262,6 +262,7 @@ static int cmd_run(const char *path)
 		       "event=start_failed error=\"hook "
 		       "spawner: %s\"",
 		       err.text);
+	log_info("event=spawner_started pid=%d", spawner_pid());
 	r = broker_new(cfg, clock_system(), &b, &err);
 	if (r < 0) {
 		spawner_stop();

@@ -363,8 +363,3 @@ int seccomp_install(struct errmsg *err)
 {
 	return seccomp_install_with(SCMP_ACT_KILL_PROCESS, err);
 }
-
-int seccomp_install_log(struct errmsg *err)
-{
-	return seccomp_install_with(SCMP_ACT_LOG, err);
-}

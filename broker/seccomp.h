@@ -23,9 +23,4 @@
  * process.  Returns 0, or -errno with err saying which step failed (an
  * unknown or absent call on this architecture is skipped, not an error). */
 int seccomp_install(struct errmsg *err) __attribute__((warn_unused_result));
-/* For diagnosis only: the same filter, but a call off the list is allowed
- * and logged by the kernel (SCMP_ACT_LOG: dmesg or the audit log) rather
- * than fatal.  Returns 0 or -errno as seccomp_install. */
-int seccomp_install_log(struct errmsg *err) __attribute__((warn_unused_result));
-
 #endif

@@ -582,23 +582,6 @@ START_TEST(test_seccomp_exit_is_allowed)
 }
 END_TEST
 
-/* ---- the diagnosis filter logs and lets the call through ---- */
-
-static void child_log_mode(const struct fixture *fx)
-{
-	struct errmsg err = {{0}};
-
-	CHILD_CHECK(seccomp_install_log(&err) == 0);
-	check_status("/proc/self/status");
-	CHILD_CHECK(personality(0xffffffff) != -1);
-}
-
-START_TEST(test_seccomp_log_mode_survives)
-{
-	assert_exit_0(run_child(child_log_mode, NULL));
-}
-END_TEST
-
 static Suite *seccomp_suite(void)
 {
 	Suite *s = suite_create("seccomp");
@@ -610,7 +593,6 @@ static Suite *seccomp_suite(void)
 			    sizeof(disallowed) / sizeof(disallowed[0]));
 	tcase_add_test(tc, test_seccomp_applies_to_existing_threads);
 	tcase_add_test(tc, test_seccomp_exit_is_allowed);
-	tcase_add_test(tc, test_seccomp_log_mode_survives);
 	suite_add_tcase(s, tc);
 	return s;
 }
