@@ -958,6 +958,7 @@ int broker_new(struct config *cfg, const struct clock *clk, struct broker **ret,
 		goto fail;
 	/* Reads judge expiry by the same clock as the store. */
 	fs_set_clock(b->fs, clk);
+	fs_set_cache_mode(b->fs, b->cfg->mount_cache);
 	store_set_listener(b->store, fs_invalidate, b->fs);
 	r = broker_make_backends(b, err);
 	if (r == 0)

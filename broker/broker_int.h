@@ -19,6 +19,8 @@
 
 #define BROKER_MAX_RETIRED 1024 /* superseded leases awaiting revocation */
 #define BROKER_ROTATE_WAIT_USEC (30ULL * USEC_PER_SEC)
+/* How long revoke waits for the kernel to drop cached names and pages. */
+#define BROKER_HIDE_FLUSH_MS 1000
 
 enum secret_state {
 	SECRET_PENDING, /* no credential yet (or expired) */

@@ -212,11 +212,29 @@ static int config_get_duration(const json_t *v, const char *path, uint64_t *ret,
 
 /* ---- mount, control and scalars ---- */
 
+static int config_cache_mode(const char *name, enum fs_cache_mode *ret)
+{
+	static const struct {
+		const char *name;
+		enum fs_cache_mode mode;
+	} modes[] = {{"audited", FS_CACHE_AUDITED},
+		     {"none", FS_CACHE_NONE},
+		     {"fast", FS_CACHE_FAST}};
+	size_t i;
+
+	for (i = 0; name != NULL && i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(name, modes[i].name) == 0) {
+			*ret = modes[i].mode;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 static int config_parse_mount(const json_t *obj, struct config *c,
 			      struct errmsg *err)
 {
 	static const char *const keys[] = {"path", "fd_socket", "readers",
-					   NULL};
+					   "cache", NULL};
 	const json_t *v;
 	int r;
 
@@ -241,10 +259,52 @@ static int config_parse_mount(const json_t *obj, struct config *c,
 		if (r < 0)
 			return r;
 	}
+	v = json_object_get(obj, "cache");
+	if (v != NULL) {
+		r = config_cache_mode(json_string_value(v), &c->mount_cache);
+		if (r < 0)
+			return errmsg_set(err, r,
+					  "mount.cache: expected \"audited\", "
+					  "\"none\" or \"fast\"");
+	}
 	v = json_object_get(obj, "readers");
 	if (v != NULL)
 		return config_get_uid_list(v, "mount.readers", c->readers,
 					   &c->reader_count, err);
+	return 0;
+}
+
+/* With opens handled by the kernel, the mode bits are the only access
+ * check: each secret must be readable by exactly its readers, which they
+ * can say only when the one reader owns the files and no group or other
+ * bit is set.  (Root reads anyway: CAP_DAC_OVERRIDE.) */
+static int config_check_fast(const struct config *c, struct errmsg *err)
+{
+	const struct config_secret *s;
+	const uid_t *readers;
+	size_t i, count;
+
+	if (c->mount_cache != FS_CACHE_FAST)
+		return 0;
+	if (c->mount_fd_socket[0] != '\0' ||
+	    strncmp(c->mount_path, "/dev/fd/", 8) == 0)
+		return errmsg_set(err, -EINVAL,
+				  "mount.cache: \"fast\" needs a mount.path "
+				  "the broker mounts itself (it adds "
+				  "default_permissions)");
+	for (i = 0; i < c->secret_count; i++) {
+		s = &c->secrets[i];
+		readers = s->reader_count ? s->readers : c->readers;
+		count = s->reader_count ? s->reader_count : c->reader_count;
+		if (count != 1 || readers[0] != s->uid || (s->mode & 077) != 0)
+			return errmsg_set(
+			    err, -EINVAL,
+			    "secrets[%zu]: mount.cache \"fast\" lets the "
+			    "kernel check access by mode bits: it needs one "
+			    "reader, the files' uid, and a mode without group "
+			    "or other bits",
+			    i);
+	}
 	return 0;
 }
 
@@ -922,6 +982,8 @@ static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 	if (r == 0)
 		r = config_parse_secrets(json_object_get(root, "secrets"), c,
 					 err);
+	if (r == 0)
+		r = config_check_fast(c, err);
 	return r;
 }
 

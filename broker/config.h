@@ -15,6 +15,7 @@
 
 #include "audit.h"
 #include "errmsg.h"
+#include "fs.h"
 #include "hooks.h"
 #include "log.h"
 #include "store.h"
@@ -69,6 +70,7 @@ struct config_secret {
 struct config {
 	char mount_path[PATH_MAX]; /* a directory or /dev/fd/N */
 	char mount_fd_socket[108]; /* receive /dev/fuse here instead */
+	enum fs_cache_mode mount_cache;
 	size_t reader_count;
 	uid_t readers[STORE_MAX_READERS];
 	char control_socket[108];

@@ -384,6 +384,11 @@ int broker_revoke(struct broker *b, const struct revoke_request *rq,
 	for (i = 0; i < b->cfg->secret_count; i++)
 		if (rq->all || i == rq->slot)
 			store_kill_slot(b->store, i);
+	/* The kernel's cached pages too, before anything slower runs. */
+	if (fs_flush_invalidations(b->fs, BROKER_HIDE_FLUSH_MS) < 0)
+		log_warnx("event=revoke_hide msg=\"the kernel's cache was not "
+			  "dropped within %d ms; it will be\"",
+			  BROKER_HIDE_FLUSH_MS);
 	hide_ms = (clock_mono(b->clk) - t0) / 1000;
 	if (rq->persist)
 		broker_persist_freeze(b, rq);

@@ -17,9 +17,13 @@
  * by its index in whatever version is current when it is used: renderers emit
  * the same file list for every version of a secret, so the index is stable.
  *
- * Every open pins the version it will read and every read asks that version
- * whether it is still live; data is never cached by the kernel (direct_io),
- * so only names and attributes are ever cached, for the short times below. */
+ * A top-level file's name resolves to the inode of its version's copy
+ * (base | seq << 8 | f + 1, the same as ..v<seq>/<file>), so one inode
+ * always holds one version's bytes and the kernel's page cache can keep
+ * them (FS_CACHE_AUDITED, FS_CACHE_FAST) without ever mixing two versions;
+ * rotation moves the name to another inode.  Every open pins the version
+ * it will read; a version's pages are dropped from the kernel once it dies
+ * (fs_inval_pages), after which reads reach us and fail EIO. */
 #define FUSE_USE_VERSION 314
 
 #include <errno.h>
@@ -58,12 +62,11 @@
 #define FS_NAME_MAX STORE_MAX_FILE_NAME
 #define FS_MAX_VERSIONS STORE_KEEP_VERSIONS
 
-/* Cache lifetimes (seconds).  None of them can make the workspace read a
- * value past its expiry or after a revocation: file contents are never
- * cached (direct_io), open() always reaches us and pins a live version or
- * fails with ENOENT, and every read() re-checks that version against the
- * clock (EIO once it is dead).  What the kernel may keep is a name or an
- * attribute:
+/* Cache lifetimes (seconds) of names and attributes.  In FS_CACHE_NONE and
+ * FS_CACHE_AUDITED none of them can make the workspace read a value past
+ * its expiry or after a revocation: open() always reaches us and pins a
+ * live version or fails with ENOENT.  What the kernel may keep is a name or
+ * an attribute:
  *  - the root and the secret directories never change for the process's
  *    life, so their names and attributes are kept long;
  *  - top-level names and sizes change on every rotation: 1 s bounds how
@@ -75,6 +78,18 @@
 #define FS_TTL_STATIC 60.0
 #define FS_TTL_TOP 1.0
 #define FS_TTL_VERSION 10.0
+/* FS_CACHE_FAST keeps every name and attribute until fs_invalidate() drops
+ * it: an open that never reaches us must not cost a lookup either. */
+#define FS_TTL_FAST 86400.0
+
+/* The FUSE worker threads: at most this many, one kept idle (a request
+ * arriving while the others work does not wait for a thread to start). */
+#define FS_WORKERS_MAX 4
+#define FS_WORKERS_IDLE 1
+/* Versions of one slot whose pages the kernel may hold: the listed ones,
+ * the orphans still pinned (store.c: 4 + 64) and those that died since the
+ * last invalidation pass.  A read that would make it more fails EIO. */
+#define FS_CACHED_MAX 128
 
 /* How long fs_mount_from_socket() waits for the helper's descriptor. */
 #define FS_SOCKET_TIMEOUT_SEC 10
@@ -99,6 +114,7 @@ struct fs_node {
 	size_t slot;
 	uint64_t seq; /* 0 for the top level */
 	size_t file;  /* index in the version, for files */
+	bool by_name; /* a file reached by its top-level name (lookup) */
 };
 
 /* Links what fi->fh points to, so that fs_stop() can free handles whose
@@ -114,6 +130,8 @@ struct fs_handle {
 	struct fs_link link;
 	struct version *v;
 	size_t idx;
+	size_t slot;
+	bool cached; /* its pages may live in the kernel's page cache */
 };
 
 /* A directory listing taken at opendir(), so that readdir() calls with
@@ -140,6 +158,18 @@ struct fs_seen {
 	uint64_t seqs[FS_MAX_VERSIONS];
 };
 
+/* A version of a slot whose file pages the kernel may cache. */
+struct fs_cached_ver {
+	uint64_t seq;
+	size_t nfiles;
+};
+
+/* The versions of one slot that read() has served in a cache mode. */
+struct fs_cached {
+	size_t count, cap;
+	struct fs_cached_ver *vers;
+};
+
 struct fs {
 	struct store *st;
 	const struct clock *clk;
@@ -149,17 +179,23 @@ struct fs {
 	struct fuse_session *se; /* from fs_mount() until fs_stop() */
 	bool own_mount;		 /* we mounted it: unmount in fs_stop() */
 	bool started, stopped;
+	enum fs_cache_mode cache;
 	pthread_t loop_thread;
 	pthread_t inval_thread;
 
-	/* lock protects inval_running, inval_pending and dirty[]. */
+	/* lock protects inval_running, inval_pending, the generations,
+	 * dirty[] and cached[]. */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;	/* work for the invalidation thread */
+	pthread_cond_t flushed; /* inval_done moved */
 	bool inval_running;
 	bool inval_pending;
-	bool *dirty;	      /* [nslots] */
-	bool *work;	      /* [nslots], invalidation thread only */
-	struct fs_seen *seen; /* [nslots], invalidation thread only */
+	uint64_t inval_queued;	  /* fs_invalidate() calls so far */
+	uint64_t inval_done;	  /* of those, how many reached the kernel */
+	bool *dirty;		  /* [nslots] */
+	struct fs_cached *cached; /* [nslots] */
+	bool *work;		  /* [nslots], invalidation thread only */
+	struct fs_seen *seen;	  /* [nslots], invalidation thread only */
 
 	/* open_lock protects the open list (handles and listings). */
 	pthread_mutex_t open_lock;
@@ -291,6 +327,16 @@ static void fs_stat_dir(const struct fs *fs, const struct fs_node *n,
 	fs_stat_init(fs, fs_ino(n), S_IFDIR | 0555, info->uid, info->gid, st);
 }
 
+/* The seq that numbers the inodes of v's files: its own, or 0 (the
+ * top-level inodes, which FS_CACHE_AUDITED serves uncached) for a seq too
+ * large for an inode number. */
+static uint64_t fs_file_seq(const struct version *v)
+{
+	uint64_t seq = version_seq(v);
+
+	return seq <= FS_SEQ_MAX ? seq : 0;
+}
+
 /* File f of the pinned version v, shown at seq (0: top level). */
 static void fs_stat_file(const struct fs *fs, size_t slot, uint64_t seq,
 			 struct version *v, size_t f, struct stat *st)
@@ -324,8 +370,10 @@ static void fs_stat_link(const struct fs *fs, size_t slot, struct version *v,
 	st->st_size = len;
 }
 
-static double fs_ttl(enum fs_kind kind)
+static double fs_ttl(const struct fs *fs, enum fs_kind kind)
 {
+	if (fs->cache == FS_CACHE_FAST)
+		return FS_TTL_FAST;
 	switch (kind) {
 	case FS_ROOT:
 	case FS_SLOT_DIR:
@@ -394,14 +442,13 @@ static int fs_lookup_file(struct fs *fs, const struct fs_node *dir,
 	if (v == NULL)
 		return -ENOENT;
 	idx = version_find_file(v, name);
-	version_unref(v);
-	if (idx < 0)
-		return -ENOENT;
-	out->kind = dir->seq == 0 ? FS_TOP_FILE : FS_VER_FILE;
 	out->slot = dir->slot;
-	out->seq = dir->seq;
+	out->seq = dir->seq != 0 ? dir->seq : fs_file_seq(v);
+	out->kind = out->seq == 0 ? FS_TOP_FILE : FS_VER_FILE;
 	out->file = (size_t)idx;
-	return 0;
+	out->by_name = dir->seq == 0;
+	version_unref(v);
+	return idx < 0 ? -ENOENT : 0;
 }
 
 static int fs_lookup_child(struct fs *fs, fuse_ino_t parent, const char *name,
@@ -464,7 +511,9 @@ static void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	e.ino = e.attr.st_ino;
-	e.attr_timeout = e.entry_timeout = fs_ttl(n.kind);
+	e.attr_timeout = fs_ttl(fs, n.kind);
+	/* The name moves to another inode on rotation. */
+	e.entry_timeout = n.by_name ? fs_ttl(fs, FS_TOP_FILE) : e.attr_timeout;
 	fuse_reply_entry(req, &e);
 }
 
@@ -472,22 +521,34 @@ static void fs_op_getattr(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
+	struct fs_handle *h =
+	    fi != NULL ? (struct fs_handle *)(uintptr_t)fi->fh : NULL;
 	struct stat st;
 	struct fs_node n;
 	int r;
 
-	/* Attributes describe what a new open() would see (the current
-	 * version), also for fstat() on a handle pinning an older one: the
-	 * kernel keeps one attribute cache per inode.  Once the file is gone
-	 * (revoked, expired) fstat() on a handle fails with ENOENT too: the
-	 * kernel does not send the handle with GETATTR. */
+	/* Attributes describe what a new open() would see through this
+	 * inode.  fstat() comes without a handle and fails with ENOENT once
+	 * the file is gone; a read past the cached size asks with its
+	 * handle (FUSE_GETATTR_FH), and must fail like the read: EIO. */
 	r = fs_decode(fs, ino, &n);
-	if (r == 0)
+	if (r == 0 && h != NULL &&
+	    (n.kind == FS_TOP_FILE || n.kind == FS_VER_FILE)) {
+		r = -EIO;
+		if (version_live(h->v, clock_mono(fs->clk))) {
+			fs_stat_file(fs, n.slot, n.seq, h->v, h->idx, &st);
+			r = 0;
+		}
+	} else if (r == 0) {
 		r = fs_node_stat(fs, &n, &st);
+		/* A handle the kernel opened by itself (FS_CACHE_FAST). */
+		if (r == -ENOENT && fi != NULL && n.kind == FS_VER_FILE)
+			r = -EIO;
+	}
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, fs_ttl(n.kind));
+		fuse_reply_attr(req, &st, fs_ttl(fs, n.kind));
 }
 
 static void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -598,6 +659,8 @@ static int fs_open_handle(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 	fs_report_access(fs, ctx, &n, info, v, true);
 	h->v = v;
 	h->idx = n.file;
+	h->slot = n.slot;
+	h->cached = fs->cache != FS_CACHE_NONE && n.kind == FS_VER_FILE;
 	fs_track(fs, &h->link, false);
 	v = NULL;
 	*ret = h;
@@ -621,18 +684,24 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 	struct fs_handle *h = NULL;
 	int r;
 
+	/* The kernel opens by itself from now on (FUSE_CAP_NO_OPEN_SUPPORT);
+	 * it checked the mode bits first (default_permissions). */
+	if (fs->cache == FS_CACHE_FAST) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	r = fs_open_handle(fs, req, ino, fi->flags, &h);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	/* direct_io for every file, also the immutable ..vN ones: with a
-	 * page cache, a handle opened before a revocation or expiry could
-	 * go on reading bytes the store has wiped (and the kernel's copy
-	 * could not be wiped at all).  Secrets are small; the cost is nil. */
+	/* A cached inode holds one version's bytes for its whole life, so
+	 * its pages stay valid across opens until fs_inval_pages() drops
+	 * them; the rest (FS_CACHE_NONE, a seq too large for an inode) is
+	 * read through us every time, each read re-checked. */
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = 1;
-	fi->keep_cache = 0;
+	fi->direct_io = !h->cached;
+	fi->keep_cache = h->cached;
 	fi->noflush = 1;
 	/* When the reply cannot be delivered (the caller was interrupted),
 	 * no release will come for this handle. */
@@ -640,11 +709,72 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 		fs_handle_free(fs, h);
 }
 
+/* Notes that the kernel may cache pages of version seq of slot, so that
+ * fs_inval_pages() drops them when it dies.  Returns 0, or -EIO when too
+ * many versions of the slot await that. */
+static int fs_note_cached(struct fs *fs, size_t slot, uint64_t seq,
+			  size_t nfiles)
+{
+	struct fs_cached *c = &fs->cached[slot];
+	struct fs_cached_ver *grown;
+	size_t i, cap;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (i = 0; i < c->count; i++)
+		if (c->vers[i].seq == seq)
+			goto out;
+	if (c->count == c->cap) {
+		r = -EIO;
+		cap = c->cap == 0 ? 4 : c->cap * 2;
+		if (cap > FS_CACHED_MAX)
+			goto out;
+		grown = realloc(c->vers, cap * sizeof(*grown));
+		if (grown == NULL)
+			goto out;
+		c->vers = grown;
+		c->cap = cap;
+		r = 0;
+	}
+	c->vers[c->count].seq = seq;
+	c->vers[c->count].nfiles = nfiles;
+	c->count++;
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (r < 0)
+		log_warnx("event=fs_cache_full slot=%zu msg=\"more than %d "
+			  "versions await a page-cache drop; read refused\"",
+			  slot, FS_CACHED_MAX);
+	return r;
+}
+
+/* The version a read without a handle (FS_CACHE_FAST) reads: the one its
+ * inode names, while listed and live. */
+static int fs_pin_inode(struct fs *fs, fuse_ino_t ino, struct fs_handle *h)
+{
+	struct fs_node n;
+	int r;
+
+	r = fs_decode(fs, ino, &n);
+	if (r < 0)
+		return r;
+	if (n.kind != FS_TOP_FILE && n.kind != FS_VER_FILE)
+		return -EISDIR;
+	h->v = fs_pin(fs, &n);
+	if (h->v == NULL)
+		return -EIO;
+	h->idx = n.file;
+	h->slot = n.slot;
+	h->cached = n.kind == FS_VER_FILE;
+	return 0;
+}
+
 static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	struct fs_handle inode_pin = {.v = NULL};
 	uint64_t now = clock_mono(fs->clk);
 	size_t fsize, n = 0;
 	char *buf = NULL;
@@ -653,6 +783,20 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (off < 0)
 		goto out;
+	if (h == NULL) {
+		r = fs_pin_inode(fs, ino, &inode_pin);
+		if (r < 0)
+			goto out;
+		h = &inode_pin;
+	}
+	/* Noted before the liveness check: a kill that lands after it is
+	 * followed by an invalidation pass that sees this version. */
+	if (h->cached) {
+		r = fs_note_cached(fs, h->slot, version_seq(h->v),
+				   version_file_count(h->v));
+		if (r < 0)
+			goto out;
+	}
 	/* A killed version reports size 0: ask first, or EOF would hide
 	 * the revocation. */
 	r = -EIO;
@@ -679,20 +823,28 @@ out:
 		secret_wipe(buf, n);
 		free(buf);
 	}
+	version_unref(inode_pin.v);
 }
 
 static void fs_op_release(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	fs_handle_free(fuse_req_userdata(req),
-		       (struct fs_handle *)(uintptr_t)fi->fh);
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+
+	/* No handle: an open the kernel made by itself (FS_CACHE_FAST). */
+	if (h != NULL)
+		fs_handle_free(fuse_req_userdata(req), h);
 	fuse_reply_err(req, 0);
 }
 
 static void fs_op_flush(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, 0);
+	struct fs *fs = fuse_req_userdata(req);
+
+	/* ENOSYS: the kernel stops sending FLUSH at all (opens it made by
+	 * itself carry no noflush flag). */
+	fuse_reply_err(req, fs->cache == FS_CACHE_FAST ? ENOSYS : 0);
 }
 
 static void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -730,13 +882,14 @@ static void fs_dir_fill_version(struct fs *fs, struct fs_dir *d, size_t slot,
 	for (i = 0; i < version_file_count(v); i++) {
 		if (!version_has_file(v, i))
 			continue;
-		fs_stat_file(fs, slot, seq, v, i, &st);
+		fs_stat_file(fs, slot, seq != 0 ? seq : fs_file_seq(v), v, i,
+			     &st);
 		fs_dir_add(d, version_file_name(v, i), &st,
-			   fs_ttl(seq == 0 ? FS_TOP_FILE : FS_VER_FILE));
+			   fs_ttl(fs, seq == 0 ? FS_TOP_FILE : FS_VER_FILE));
 	}
 	if (seq == 0) {
 		fs_stat_link(fs, slot, v, &st);
-		fs_dir_add(d, "..data", &st, FS_TTL_TOP);
+		fs_dir_add(d, "..data", &st, fs_ttl(fs, FS_DATA_LINK));
 	}
 }
 
@@ -766,9 +919,9 @@ static int fs_dir_secret(struct fs *fs, const struct fs_node *dn,
 		return -ENOMEM;
 	}
 	fs_stat_dir(fs, dn, &st);
-	fs_dir_add(d, ".", &st, fs_ttl(dn->kind));
+	fs_dir_add(d, ".", &st, fs_ttl(fs, dn->kind));
 	fs_stat_dir(fs, &parent, &st);
-	fs_dir_add(d, "..", &st, fs_ttl(parent.kind));
+	fs_dir_add(d, "..", &st, fs_ttl(fs, parent.kind));
 	if (v != NULL)
 		fs_dir_fill_version(fs, d, dn->slot, dn->seq, v);
 	for (i = 0; i < nseqs; i++) {
@@ -779,7 +932,7 @@ static int fs_dir_secret(struct fs *fs, const struct fs_node *dn,
 			continue;
 		(void)snprintf(name, sizeof(name), "..v%" PRIu64, seqs[i]);
 		fs_stat_dir(fs, &vn, &st);
-		fs_dir_add(d, name, &st, FS_TTL_VERSION);
+		fs_dir_add(d, name, &st, fs_ttl(fs, FS_VER_DIR));
 	}
 	version_unref(v);
 	*ret = d;
@@ -797,14 +950,14 @@ static int fs_dir_root(struct fs *fs, struct fs_dir **ret)
 	if (d == NULL)
 		return -ENOMEM;
 	fs_stat_dir(fs, &n, &st);
-	fs_dir_add(d, ".", &st, FS_TTL_STATIC);
-	fs_dir_add(d, "..", &st, FS_TTL_STATIC);
+	fs_dir_add(d, ".", &st, fs_ttl(fs, FS_ROOT));
+	fs_dir_add(d, "..", &st, fs_ttl(fs, FS_ROOT));
 	for (i = 0; i < fs->nslots; i++) {
 		n.kind = FS_SLOT_DIR;
 		n.slot = i;
 		fs_stat_dir(fs, &n, &st);
 		fs_dir_add(d, store_slot_info(fs->st, i)->name, &st,
-			   FS_TTL_STATIC);
+			   fs_ttl(fs, FS_SLOT_DIR));
 	}
 	*ret = d;
 	return 0;
@@ -1159,6 +1312,36 @@ static void fs_inval_slot(struct fs *fs, size_t slot)
 	*old = now;
 }
 
+/* Drops the kernel's pages of every version of slot that can no longer be
+ * read by number (dead, or pushed out of the listing: a handle still on
+ * it reads through us, which re-notes it). */
+static void fs_inval_pages(struct fs *fs, size_t slot)
+{
+	struct fs_cached_ver drop[FS_CACHED_MAX];
+	struct fs_cached *c = &fs->cached[slot];
+	struct fs_node n = {.kind = FS_VER_FILE, .slot = slot};
+	struct version *v;
+	size_t i, kept = 0, ndrop = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (i = 0; i < c->count; i++) {
+		v = store_pin_seq(fs->st, slot, c->vers[i].seq);
+		if (v != NULL)
+			c->vers[kept++] = c->vers[i];
+		else
+			drop[ndrop++] = c->vers[i];
+		version_unref(v);
+	}
+	c->count = kept;
+	pthread_mutex_unlock(&fs->lock);
+	for (i = 0; i < ndrop; i++) {
+		n.seq = drop[i].seq;
+		for (n.file = 0; n.file < drop[i].nfiles; n.file++)
+			(void)fuse_lowlevel_notify_inval_inode(
+			    fs->se, fs_ino(&n), 0, 0);
+	}
+}
+
 /* The invalidation thread.  Notifications run here, never on the caller of
  * fs_invalidate(): a notification waits for kernel locks that a request in
  * flight may hold, so sending one from the FUSE thread (a store listener
@@ -1167,6 +1350,7 @@ static void fs_inval_slot(struct fs *fs, size_t slot)
 static void *fs_inval_main(void *arg)
 {
 	struct fs *fs = arg;
+	uint64_t gen;
 	size_t i;
 
 	pthread_mutex_lock(&fs->lock);
@@ -1178,12 +1362,19 @@ static void *fs_inval_main(void *arg)
 		memcpy(fs->work, fs->dirty, fs->nslots * sizeof(bool));
 		memset(fs->dirty, 0, fs->nslots * sizeof(bool));
 		fs->inval_pending = false;
+		gen = fs->inval_queued;
 		pthread_mutex_unlock(&fs->lock);
-		for (i = 0; i < fs->nslots; i++)
-			if (fs->work[i])
-				fs_inval_slot(fs, i);
+		for (i = 0; i < fs->nslots; i++) {
+			if (!fs->work[i])
+				continue;
+			fs_inval_slot(fs, i);
+			fs_inval_pages(fs, i);
+		}
 		pthread_mutex_lock(&fs->lock);
+		fs->inval_done = gen;
+		pthread_cond_broadcast(&fs->flushed);
 	}
+	pthread_cond_broadcast(&fs->flushed);
 	pthread_mutex_unlock(&fs->lock);
 	return NULL;
 }
@@ -1198,9 +1389,31 @@ void fs_invalidate(void *arg, size_t slot)
 	if (fs->inval_running) {
 		fs->dirty[slot] = true;
 		fs->inval_pending = true;
+		fs->inval_queued++;
 		pthread_cond_signal(&fs->cond);
 	}
 	pthread_mutex_unlock(&fs->lock);
+}
+
+int fs_flush_invalidations(struct fs *fs, unsigned timeout_ms)
+{
+	struct timespec deadline;
+	uint64_t target;
+	int r = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&fs->lock);
+	target = fs->inval_queued;
+	while (r == 0 && fs->inval_running && fs->inval_done < target)
+		r = -pthread_cond_timedwait(&fs->flushed, &fs->lock, &deadline);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
 }
 
 /* ---- lifecycle ---- */
@@ -1234,6 +1447,7 @@ static void fs_once_log(void)
 int fs_new(struct store *st, struct fs **ret)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_condattr_t cattr;
 	struct fs *fs;
 	size_t n = store_slot_count(st);
 
@@ -1249,15 +1463,22 @@ int fs_new(struct store *st, struct fs **ret)
 	fs->dirty = calloc(n + 1, sizeof(bool));
 	fs->work = calloc(n + 1, sizeof(bool));
 	fs->seen = calloc(n + 1, sizeof(struct fs_seen));
-	if (fs->dirty == NULL || fs->work == NULL || fs->seen == NULL) {
+	fs->cached = calloc(n + 1, sizeof(struct fs_cached));
+	if (fs->dirty == NULL || fs->work == NULL || fs->seen == NULL ||
+	    fs->cached == NULL) {
 		free(fs->dirty);
 		free(fs->work);
 		free(fs->seen);
+		free(fs->cached);
 		free(fs);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_cond_init(&fs->cond, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&fs->flushed, &cattr);
+	pthread_condattr_destroy(&cattr);
 	pthread_mutex_init(&fs->open_lock, NULL);
 	fs->open.next = fs->open.prev = &fs->open;
 	(void)pthread_once(&once, fs_once_log);
@@ -1268,6 +1489,11 @@ int fs_new(struct store *st, struct fs **ret)
 void fs_set_clock(struct fs *fs, const struct clock *clk)
 {
 	fs->clk = clk != NULL ? clk : clock_system();
+}
+
+void fs_set_cache_mode(struct fs *fs, enum fs_cache_mode mode)
+{
+	fs->cache = mode;
 }
 
 /* Runs "fusermount3 -u -z -- path" (no shell); for a non-root process that
@@ -1351,20 +1577,29 @@ static bool fs_needs_allow_other(const struct fs *fs)
 
 int fs_mount(struct fs *fs, const char *mountpoint, struct errmsg *err)
 {
-	/* No default_permissions: open() checks the readers list itself. */
-	char *argv[] = {"credbroker", "-o",
-			"allow_other,fsname=credbroker,subtype=credbroker,"
-			"ro,nosuid,nodev,noexec",
-			NULL};
+	char opts[128];
+	char *argv[] = {"credbroker", "-o", opts, NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	bool is_fd = strncmp(mountpoint, "/dev/fd/", 8) == 0;
 	struct fuse_session *se;
 	int r;
 
-	if (!fs_needs_allow_other(fs))
-		argv[2] += strlen("allow_other,");
+	/* default_permissions only where opens never reach us: elsewhere
+	 * open() checks the readers list itself. */
+	(void)snprintf(opts, sizeof(opts),
+		       "%s%sfsname=credbroker,subtype=credbroker,"
+		       "ro,nosuid,nodev,noexec",
+		       fs_needs_allow_other(fs) ? "allow_other," : "",
+		       fs->cache == FS_CACHE_FAST ? "default_permissions,"
+						  : "");
 	if (fs->se != NULL || fs->stopped)
 		return errmsg_set(err, -EALREADY, "mount: already mounted");
+	/* Someone else mounted a descriptor with options we cannot see:
+	 * without default_permissions nothing would check access. */
+	if (is_fd && fs->cache == FS_CACHE_FAST)
+		return errmsg_set(err, -EINVAL,
+				  "mount.cache: \"fast\" needs a mount.path "
+				  "the broker mounts itself");
 	if (!is_fd) {
 		r = fs_check_mountpoint(mountpoint, err);
 		if (r < 0)
@@ -1526,13 +1761,22 @@ static void fs_once_signal(void)
 static void *fs_loop_main(void *arg)
 {
 	struct fs *fs = arg;
+	struct fuse_loop_config *cfg;
 	sigset_t set;
-	int r;
+	int r = -ENOMEM;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	r = fuse_session_loop(fs->se);
+	/* Workers inherit this mask: SIGUSR1 open, so fs_stop() reaches the
+	 * loop's wait; libfuse cancels the workers when the loop ends. */
+	cfg = fuse_loop_cfg_create();
+	if (cfg != NULL) {
+		fuse_loop_cfg_set_max_threads(cfg, FS_WORKERS_MAX);
+		fuse_loop_cfg_set_idle_threads(cfg, FS_WORKERS_IDLE);
+		r = fuse_session_loop_mt(fs->se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
 	if (r != 0)
 		log_warnx("event=fuse_loop_exit err=%d", r);
 	return NULL;
@@ -1655,12 +1899,18 @@ void fs_stop(struct fs *fs)
 
 void fs_free(struct fs *fs)
 {
+	size_t i;
+
 	if (fs == NULL)
 		return;
 	fs_stop(fs);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_cond_destroy(&fs->cond);
+	pthread_cond_destroy(&fs->flushed);
 	pthread_mutex_destroy(&fs->open_lock);
+	for (i = 0; i < fs->nslots; i++)
+		free(fs->cached[i].vers);
+	free(fs->cached);
 	free(fs->dirty);
 	free(fs->work);
 	free(fs->seen);

@@ -13,14 +13,18 @@
  * empty directory (the directory itself always exists).
  *
  * open() is allowed only to the slot's reader uids (others: EACCES, logged);
- * mode bits are shown but not enforced (no default_permissions).  Every
- * write-like request fails with EROFS.  Each open() pins one version and
- * every read() re-checks it, so a handle reads EIO once its version is
- * revoked or expired; file data is never cached by the kernel (direct_io).
- * The FUSE side links no upstream library: it sees only the store.
+ * mode bits are shown but not enforced (no default_permissions), except in
+ * FS_CACHE_FAST where the kernel enforces them instead.  Every write-like
+ * request fails with EROFS.  Each open() pins one version, so a handle
+ * reads EIO once its version is revoked or expired (in the cache modes,
+ * once the kernel has dropped that version's pages, which the fs asks for
+ * as soon as the store reports the change).  The FUSE side links no
+ * upstream library: it sees only the store.
  *
- * Threads: fs_start() runs two, one answering FUSE requests and one sending
- * the kernel invalidations queued by fs_invalidate().  The fs owns SIGUSR1:
+ * Threads: fs_start() runs the FUSE loop (libfuse's multi-threaded loop,
+ * FS_WORKERS_MAX workers at most, one kept idle so a request never waits
+ * for a thread to start) and one thread sending the kernel the
+ * invalidations queued by fs_invalidate().  The fs owns SIGUSR1:
  * it installs a no-op handler (process-wide) to interrupt its own thread in
  * fs_stop(). */
 #ifndef CREDBROKER_FS_H
@@ -35,6 +39,27 @@
 
 struct fs;
 
+/* How much the kernel may cache (mount.cache in the config):
+ *  - FS_CACHE_NONE: names and attributes only; every open() and every
+ *    read() reaches the broker, which re-checks the version against the
+ *    clock (direct_io).  No secret byte is ever in the page cache.
+ *  - FS_CACHE_AUDITED (the default): every open() reaches the broker (the
+ *    reader check, the audit record, the pin), but file pages stay in the
+ *    kernel's page cache between opens.  A file's inode number names one
+ *    version (the top-level name moves to another inode on rotation), so a
+ *    cached page never holds another version's bytes; the pages of a
+ *    version are dropped when it dies.
+ *  - FS_CACHE_FAST: opens are handled by the kernel alone
+ *    (FUSE_CAP_NO_OPEN_SUPPORT): no per-open reader check or audit record,
+ *    access is the kernel's check of the mode bits (default_permissions),
+ *    names and attributes are cached until invalidated.  A handle reads
+ *    only while its version is listed (the newest four) and live. */
+enum fs_cache_mode {
+	FS_CACHE_AUDITED,
+	FS_CACHE_NONE,
+	FS_CACHE_FAST,
+};
+
 /* Returns 0, -ENOMEM, or -EINVAL when the store has more slots than inode
  * numbers can address (65535).  The store must outlive the fs. */
 int fs_new(struct store *st, struct fs **ret)
@@ -43,6 +68,8 @@ int fs_new(struct store *st, struct fs **ret)
  * on an open file compare their version's expiry against it.  Call before
  * fs_start(). */
 void fs_set_clock(struct fs *fs, const struct clock *clk);
+/* FS_CACHE_AUDITED unless set; call before fs_mount(). */
+void fs_set_cache_mode(struct fs *fs, enum fs_cache_mode mode);
 /* One open() of a secret's file, allowed or denied, for the audit log.
  * The strings live only for the call. */
 struct fs_access {
@@ -99,6 +126,11 @@ int fs_start(struct fs *fs) __attribute__((warn_unused_result));
  * fs_stop().  Suitable as a store listener (arg is the struct fs); remove
  * the listener before fs_free() (store_free() notifies too). */
 void fs_invalidate(void *fs, size_t slot);
+/* Waits until every invalidation queued before the call has reached the
+ * kernel, at most timeout_ms.  Revocation calls it so that no page the
+ * kernel cached is read after `revoke` answers.  Returns 0, or -ETIMEDOUT
+ * (the invalidations still go out, later). */
+int fs_flush_invalidations(struct fs *fs, unsigned timeout_ms);
 /* Stops serving, joins the threads, unmounts when we mounted (not for
  * "/dev/fd/N") and closes the /dev/fuse descriptor, so processes still using
  * the mount get ENOTCONN.  Final: the fs cannot be mounted again.

@@ -190,6 +190,7 @@ START_TEST(test_config_full_valid)
 	ck_assert_int_eq(parse(full_config, &c, &err), 0);
 	ck_assert_str_eq(c->mount_path, "/secrets");
 	ck_assert_str_eq(c->mount_fd_socket, "/run/cb/fuse.sock");
+	ck_assert_int_eq(c->mount_cache, FS_CACHE_AUDITED);
 	ck_assert_uint_eq(c->reader_count, 2);
 	ck_assert_uint_eq(c->readers[0], 1000);
 	ck_assert_uint_eq(c->readers[1], 1001);
@@ -331,6 +332,23 @@ static const struct bad_case bad_cases[] = {
      "mount.readers: must not be empty"},
     {"{'mount':{'path':'/s','readers':[1000,1000]}," FAKE "," SECRET("") "}",
      -EINVAL, "mount.readers[1]: duplicate id 1000"},
+    {"{'mount':{'path':'/s','cache':'fastest'}," FAKE "," SECRET("") "}",
+     -EINVAL, "mount.cache: expected \"audited\", \"none\" or \"fast\""},
+    {"{'mount':{'path':'/s','cache':1}," FAKE "," SECRET("") "}", -EINVAL,
+     "mount.cache: expected \"audited\", \"none\" or \"fast\""},
+    /* fast: one reader owning the files, no group or other bit */
+    {"{'mount':{'path':'/s','cache':'fast','readers':[0,1000]}," FAKE
+     "," SECRET(",'uid':0") "}",
+     -EINVAL, "secrets[0]: mount.cache \"fast\" lets the kernel check"},
+    {"{'mount':{'path':'/s','cache':'fast'}," FAKE
+     "," SECRET(",'uid':0,'readers':[0],'mode':'0440'") "}",
+     -EINVAL, "secrets[0]: mount.cache \"fast\" lets the kernel check"},
+    {"{'mount':{'path':'/s','cache':'fast'}," FAKE
+     "," SECRET(",'uid':0,'readers':[1000]") "}",
+     -EINVAL, "secrets[0]: mount.cache \"fast\" lets the kernel check"},
+    {"{'mount':{'path':'/dev/fd/3','cache':'fast'}," FAKE
+     "," SECRET(",'uid':0,'readers':[0]") "}",
+     -EINVAL, "mount.cache: \"fast\" needs a mount.path"},
     {"{'control':{'responders':true}," MOUNT "," FAKE "," SECRET("") "}",
      -EINVAL, "control.responders: expected an array"},
     {"{'control':{'socket':'ctl.sock'}," MOUNT "," FAKE "," SECRET("") "}",
@@ -465,6 +483,27 @@ static const struct bad_case bad_cases[] = {
     {"{'x':'[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[[[['}", -EINVAL,
      "x: unknown key"},
 };
+
+START_TEST(test_config_cache_modes)
+{
+	struct errmsg err = {{0}};
+	struct config *c = NULL;
+
+	ck_assert_int_eq(parse("{'mount':{'path':'/s','cache':'fast'}," FAKE
+			       "," SECRET(",'uid':0,'readers':[0]") "}",
+			       &c, &err),
+			 0);
+	ck_assert_int_eq(c->mount_cache, FS_CACHE_FAST);
+	config_free(c);
+	c = NULL;
+	ck_assert_int_eq(parse("{'mount':{'path':'/s','cache':'none',"
+			       "'readers':[0,1000]}," FAKE "," SECRET("") "}",
+			       &c, &err),
+			 0);
+	ck_assert_int_eq(c->mount_cache, FS_CACHE_NONE);
+	config_free(c);
+}
+END_TEST
 
 /* Every bad input fails with the expected code and path, leaves *ret
  * alone, and leaks nothing from the backend hooks. */
@@ -827,6 +866,7 @@ static Suite *config_suite(void)
 	TCase *tf = tcase_create("files");
 
 	tcase_add_test(tc, test_config_full_valid);
+	tcase_add_test(tc, test_config_cache_modes);
 	tcase_add_test(tc, test_config_defaults);
 	tcase_add_loop_test(tc, test_config_rejects_bad_input, 0,
 			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));

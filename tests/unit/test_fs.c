@@ -524,6 +524,8 @@ START_TEST(test_fs_open_pins_its_version)
 	ck_assert_int_ge(old_fd, 0);
 	publish(SLOT_DB, 2, T0 + 2 * HOUR, "password", "correct-horse-battery",
 		"username", "app2", NULL);
+	/* Until the invalidation lands the name may still open version 1. */
+	ck_assert_int_eq(fs_flush_invalidations(fs, 3000), 0);
 	n = pread(old_fd, buf, sizeof(buf), 0);
 	ck_assert_int_eq(n, 7);
 	ck_assert(memcmp(buf, "hunter2", 7) == 0);
@@ -558,8 +560,11 @@ START_TEST(test_fs_rotation_drops_vanished_names)
 
 	ck_assert_int_eq(stat_rel("db/username", &sb), 0);
 	publish(SLOT_DB, 2, T0 + HOUR, "password", "pw2", NULL);
-	ck_assert_int_eq(open_rel("db/username", O_RDONLY), -ENOENT);
+	/* The cached name may open version 1 (still valid) until the
+	 * invalidation lands; never a mix. */
+	ck_assert_int_eq(fs_flush_invalidations(fs, 3000), 0);
 	ck_assert_msg(wait_gone("db/username"), "username still cached");
+	ck_assert_int_eq(open_rel("db/username", O_RDONLY), -ENOENT);
 	list_rel("db", names, sizeof(names));
 	ck_assert_str_eq(names, "..data ..v1 ..v2 password");
 	assert_content("db/..v1/username", "app");
@@ -580,6 +585,8 @@ START_TEST(test_fs_revoke_hides_and_fails_reads)
 	ck_assert_int_ge(vfd, 0);
 	ck_assert_int_eq(pread(vfd, buf, sizeof(buf), 0), 3);
 	store_kill_slot(st, SLOT_DB);
+	/* What revoke waits for: the kernel has dropped vfd's pages. */
+	ck_assert_int_eq(fs_flush_invalidations(fs, 3000), 0);
 	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), -1);
 	ck_assert_int_eq(errno, EIO);
 	/* Also a file of an immutable version, read once before. */
@@ -850,6 +857,183 @@ START_TEST(test_fs_socket_rejects_non_device)
 }
 END_TEST
 
+/* ---- cache modes ---- */
+
+static enum fs_cache_mode mount_mode = FS_CACHE_AUDITED;
+
+static int access_count;
+
+static void count_access(void *arg, const struct fs_access *ev)
+{
+	(void)arg;
+	(void)ev;
+	access_count++;
+}
+
+static void setup_mode(enum fs_cache_mode mode)
+{
+	struct errmsg err = {""};
+
+	mount_mode = mode;
+	make_store();
+	fs_set_cache_mode(fs, mode);
+	access_count = 0;
+	fs_set_access_listener(fs, count_access, NULL);
+	publish(SLOT_DB, 1, T0 + HOUR, "password", "hunter2", "username", "app",
+		NULL);
+	publish(SLOT_API, 1, T0 + HOUR, "token", "tok-1", NULL);
+	ck_assert_msg(fs_mount(fs, mnt, &err) == 0, "mount: %s", err.text);
+	ck_assert_int_eq(fs_start(fs), 0);
+}
+
+static void setup_none(void)
+{
+	setup_mode(FS_CACHE_NONE);
+}
+
+static void setup_audited(void)
+{
+	setup_mode(FS_CACHE_AUDITED);
+}
+
+static void setup_fast(void)
+{
+	setup_mode(FS_CACHE_FAST);
+}
+
+/* Kills slot's versions without telling the fs (no listener), so that what
+ * a handle still reads shows what the kernel kept. */
+static void kill_unnoticed(size_t slot)
+{
+	store_set_listener(st, NULL, NULL);
+	store_kill_slot(st, slot);
+	store_set_listener(st, fs_invalidate, fs);
+}
+
+/* One open per open() in audited mode, and the pages are the kernel's:
+ * after an unnoticed kill the open handle still reads them, until the
+ * invalidation drops them. */
+START_TEST(test_fs_audited_caches_pages_until_invalidated)
+{
+	char path[PATH_MAX], buf[64];
+	int fd;
+
+	assert_content("db/password", "hunter2");
+	assert_content("db/password", "hunter2");
+	ck_assert_int_eq(access_count, 2);
+	path_of(path, sizeof(path), "db/password");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), 7);
+	kill_unnoticed(SLOT_DB);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), 7);
+	fs_invalidate(fs, SLOT_DB);
+	ck_assert_int_eq(fs_flush_invalidations(fs, 3000), 0);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), -1);
+	ck_assert_int_eq(errno, EIO);
+	close(fd);
+}
+END_TEST
+
+/* A rotation moves the top-level name to the new version's inode: the old
+ * handle keeps its bytes, a new open gets the new ones, in full. */
+START_TEST(test_fs_audited_rotation_changes_inode)
+{
+	char path[PATH_MAX], buf[64];
+	struct stat before, after;
+	int fd;
+
+	ck_assert_int_eq(stat_rel("db/password", &before), 0);
+	path_of(path, sizeof(path), "db/password");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), 7);
+	publish(SLOT_DB, 2, T0 + HOUR, "password", "correct-horse-battery",
+		NULL);
+	ck_assert_int_eq(fs_flush_invalidations(fs, 3000), 0);
+	assert_content("db/password", "correct-horse-battery");
+	ck_assert_int_eq(stat_rel("db/password", &after), 0);
+	ck_assert_uint_ne(before.st_ino, after.st_ino);
+	ck_assert_int_eq(after.st_size, 21);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), 7);
+	ck_assert(memcmp(buf, "hunter2", 7) == 0);
+	close(fd);
+}
+END_TEST
+
+/* FS_CACHE_NONE: every read reaches the broker, so an unnoticed kill is
+ * seen by the very next read. */
+START_TEST(test_fs_none_reads_through)
+{
+	char path[PATH_MAX], buf[64];
+	int fd;
+
+	path_of(path, sizeof(path), "db/password");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), 7);
+	kill_unnoticed(SLOT_DB);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), -1);
+	ck_assert_int_eq(errno, EIO);
+	close(fd);
+}
+END_TEST
+
+/* FS_CACHE_FAST: opens never reach the broker (no access event), the
+ * kernel checks the mode bits, and revocation still hides the files and
+ * fails the reads of open handles. */
+START_TEST(test_fs_fast_kernel_opens)
+{
+	char path[PATH_MAX], buf[64];
+	int fd;
+
+	assert_content("db/password", "hunter2");
+	assert_content("db/..v1/username", "app");
+	ck_assert_int_eq(access_count, 0);
+	/* db: uid 0, mode 0440; api: UID_OTHER, 0400. */
+	ck_assert_int_eq(as_uid(UID_NOBODY, child_open, "db/password"), EACCES);
+	ck_assert_int_eq(as_uid(UID_NOBODY, child_open, "api/token"), EACCES);
+	ck_assert_int_eq(as_uid(UID_OTHER, child_read_token, "api/token"), 0);
+	ck_assert_int_eq(open_rel("db/password", O_WRONLY), -EROFS);
+	path_of(path, sizeof(path), "db/password");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), 7);
+	publish(SLOT_DB, 2, T0 + HOUR, "password", "pw-two", NULL);
+	ck_assert_int_eq(fs_flush_invalidations(fs, 3000), 0);
+	assert_content("db/password", "pw-two");
+	store_kill_slot(st, SLOT_DB);
+	ck_assert_int_eq(fs_flush_invalidations(fs, 3000), 0);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), -1);
+	ck_assert_int_eq(errno, EIO);
+	ck_assert_int_eq(open_rel("db/password", O_RDONLY), -ENOENT);
+	close(fd);
+}
+END_TEST
+
+/* A descriptor someone else mounted may lack default_permissions. */
+START_TEST(test_fs_fast_refuses_dev_fd)
+{
+	struct errmsg err = {""};
+
+	fs_set_cache_mode(fs, FS_CACHE_FAST);
+	ck_assert_int_eq(fs_mount(fs, "/dev/fd/0", &err), -EINVAL);
+	ck_assert_msg(strstr(err.text, "mount.cache") != NULL, "%s", err.text);
+}
+END_TEST
+
+static void fs_add_mode_case(Suite *s, const char *name, void (*setup)(void),
+			     const TTest *test)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test);
+	suite_add_tcase(s, tc);
+}
+
 static Suite *fs_suite(void)
 {
 	Suite *s = suite_create("fs");
@@ -882,7 +1066,14 @@ static Suite *fs_suite(void)
 	tcase_add_test(tm, test_fs_mount_dev_fd);
 	tcase_add_test(tm, test_fs_mount_from_socket);
 	tcase_add_test(tm, test_fs_socket_rejects_non_device);
+	tcase_add_test(tm, test_fs_fast_refuses_dev_fd);
 	suite_add_tcase(s, tm);
+	fs_add_mode_case(s, "audited", setup_audited,
+			 test_fs_audited_caches_pages_until_invalidated);
+	fs_add_mode_case(s, "audited_rotation", setup_audited,
+			 test_fs_audited_rotation_changes_inode);
+	fs_add_mode_case(s, "none", setup_none, test_fs_none_reads_through);
+	fs_add_mode_case(s, "fast", setup_fast, test_fs_fast_kernel_opens);
 	return s;
 }
 
