@@ -947,7 +947,7 @@ int broker_new(struct config *cfg, const struct clock *clk, struct broker **ret,
 			    sizeof(*b->secrets));
 	if (b->secrets == NULL || broker_init_sync(b) < 0)
 		goto fail_early;
-	r = sched_new(&b->sched);
+	r = sched_new(SCHED_MAX_JOBS, &b->sched);
 	if (r < 0)
 		goto fail;
 	r = broker_make_store(b);

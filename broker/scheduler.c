@@ -9,16 +9,20 @@
 struct sched {
 	size_t count;
 	size_t capacity;
+	size_t max_jobs;
 	struct sched_job *jobs;
 };
 
-int sched_new(struct sched **ret)
+int sched_new(size_t max_jobs, struct sched **ret)
 {
 	struct sched *s;
 
+	if (max_jobs == 0)
+		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
+	s->max_jobs = max_jobs;
 	*ret = s;
 	return 0;
 }
@@ -73,10 +77,10 @@ int sched_push(struct sched *s, const struct sched_job *job)
 		size_t cap = s->capacity ? s->capacity * 2 : 16;
 		struct sched_job *jobs;
 
-		if (s->count >= SCHED_MAX_JOBS)
+		if (s->count >= s->max_jobs)
 			return -EMSGSIZE;
-		if (cap > SCHED_MAX_JOBS)
-			cap = SCHED_MAX_JOBS;
+		if (cap > s->max_jobs)
+			cap = s->max_jobs;
 		jobs = realloc(s->jobs, cap * sizeof(*jobs));
 		if (jobs == NULL)
 			return -ENOMEM;

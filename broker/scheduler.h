@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What the broker allows (a few jobs per secret, 65535 secrets at most). */
 #define SCHED_MAX_JOBS 65536
 #define SCHED_BACKOFF_MIN_USEC (1ULL * 1000000)
 #define SCHED_BACKOFF_MAX_USEC (300ULL * 1000000)
@@ -32,9 +33,11 @@ struct sched_job {
 
 struct sched;
 
-int sched_new(struct sched **ret) __attribute__((warn_unused_result));
+/* At most max_jobs queued at once (> 0).  Returns 0, -EINVAL, -ENOMEM. */
+int sched_new(size_t max_jobs, struct sched **ret)
+    __attribute__((warn_unused_result));
 void sched_free(struct sched *s);
-/* Returns 0 or -EMSGSIZE past SCHED_MAX_JOBS, -ENOMEM. */
+/* Returns 0 or -EMSGSIZE past max_jobs, -ENOMEM. */
 int sched_push(struct sched *s, const struct sched_job *job)
     __attribute__((warn_unused_result));
 /* The earliest job, without removing it; false when empty. */

@@ -15,7 +15,7 @@ START_TEST(test_scheduler_pops_in_deadline_order)
 	uint64_t last = 0;
 	size_t i;
 
-	ck_assert_int_eq(sched_new(&s), 0);
+	ck_assert_int_eq(sched_new(SCHED_MAX_JOBS, &s), 0);
 	for (i = 0; i < sizeof(deadlines) / sizeof(deadlines[0]); i++) {
 		job = (struct sched_job){deadlines[i], (uint32_t)i,
 					 SCHED_REFRESH, i};
@@ -34,6 +34,22 @@ START_TEST(test_scheduler_pops_in_deadline_order)
 }
 END_TEST
 
+START_TEST(test_scheduler_bounded_by_max_jobs)
+{
+	struct sched_job job = {1, 0, SCHED_REFRESH, 0};
+	struct sched *s;
+	int i;
+
+	ck_assert_int_eq(sched_new(0, &s), -EINVAL);
+	ck_assert_int_eq(sched_new(20, &s), 0);
+	for (i = 0; i < 20; i++)
+		ck_assert_int_eq(sched_push(s, &job), 0);
+	ck_assert_int_eq(sched_push(s, &job), -EMSGSIZE);
+	ck_assert_uint_eq(sched_count(s), 20);
+	sched_free(s);
+}
+END_TEST
+
 START_TEST(test_scheduler_cancel_keeps_heap_order)
 {
 	struct sched_job job;
@@ -41,7 +57,7 @@ START_TEST(test_scheduler_cancel_keeps_heap_order)
 	uint64_t last = 0;
 	uint32_t i;
 
-	ck_assert_int_eq(sched_new(&s), 0);
+	ck_assert_int_eq(sched_new(SCHED_MAX_JOBS, &s), 0);
 	for (i = 0; i < 100; i++) {
 		job =
 		    (struct sched_job){(i * 7919) % 101, i % 5,
@@ -110,6 +126,7 @@ static Suite *scheduler_suite(void)
 
 	tcase_add_test(tc, test_scheduler_pops_in_deadline_order);
 	tcase_add_test(tc, test_scheduler_cancel_keeps_heap_order);
+	tcase_add_test(tc, test_scheduler_bounded_by_max_jobs);
 	tcase_add_test(tc, test_scheduler_renew_at_two_thirds_with_jitter);
 	tcase_add_test(tc, test_scheduler_backoff_doubles_to_five_minutes);
 	suite_add_tcase(s, tc);
