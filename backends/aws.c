@@ -22,16 +22,31 @@
 #define USEC 1000000LL
 #define AWS_MAX_HOST 200
 #define AWS_AUTH_MAX 1024
+/* How soon a refused session may make the backend assume its role again.
+ * An expired or unknown session, or a responder's deny on
+ * aws:TokenIssueTime (which refuses the backend's own session too, and lets
+ * only a session issued after the cut-off through), is cured by a new
+ * session: so the first refusal logs in again at once.  When the fresh
+ * session is refused as well, a new one will not help (the policy really
+ * denies the role, STS hands out dead keys), and the next forced login
+ * waits this long, doubling up to the cap, instead of costing an STS call
+ * on every poll. */
+#define AWS_RELOGIN_MIN (5 * USEC)
+#define AWS_RELOGIN_MAX (600 * USEC)
 
 struct backend {
 	const struct aws_config *cfg;
 	struct http_transport *http;
-	struct sigv4_signer *signer;
+	struct sigv4_signer *signer; /* its own lock; wiped with the session */
+	const struct clock *clk;
 	pthread_mutex_t lock;	  /* protects every field below */
 	struct aws_creds session; /* access_key_id NULL until login */
 	int64_t session_issued;	  /* wall usec */
 	uint64_t generation;	  /* bumps with every login */
 	uint64_t issued;	  /* credentials handed out, for lease ids */
+	uint64_t relogin_next;	  /* mono usec: no forced re-login before
+				   * (AWS_RELOGIN_MIN) */
+	uint64_t relogin_backoff; /* the wait after the next one; 0: none */
 	bool retired; /* revoke_all dropped the session: no login until
 		       * login() is called again (unfreeze) */
 };
@@ -43,9 +58,9 @@ struct aws_service {
 	const char *url;
 };
 
-static int64_t aws_now(void)
+static int64_t aws_now(const struct backend *b)
 {
-	return clock_wall(clock_system());
+	return clock_wall(b->clk);
 }
 
 /* The Host header a request to url carries: what follows "https://"
@@ -84,6 +99,7 @@ static int aws_assume(struct backend *b, const char *role_arn,
 	struct http_header headers[1] = {{"Accept", NULL, "text/xml"}};
 	struct http_response resp = {0, NULL};
 	struct secret *jwt = NULL, *body = NULL;
+	char code[AWS_MAX_CODE] = "";
 	const void *raw;
 	size_t len;
 	int r;
@@ -97,13 +113,19 @@ static int aws_assume(struct backend *b, const char *role_arn,
 			     &resp, err);
 	if (r == 0) {
 		raw = secret_expose(resp.body, &len);
-		r = resp.status == 200
-			? aws_sts_parse(raw, len, out, err)
-			: aws_error(resp.status, raw, len, true, err);
+		r = resp.status == 200 ? aws_sts_parse(raw, len, out, err)
+				       : aws_error_code(resp.status, raw, len,
+							true, code, err);
 	}
 	secret_free(jwt);
 	secret_free(body);
 	secret_free(resp.body);
+	/* Say which token: a responder reading "InvalidIdentityToken" needs
+	 * to know it is the projected file, not a key, that STS refused. */
+	if (r < 0 && aws_code_bad_web_identity(code))
+		(void)errmsg_prefix(err, r,
+				    "the web-identity token in %s was refused",
+				    b->cfg->token_file);
 	if (r < 0)
 		return errmsg_prefix(
 		    err, r, "aws: sts AssumeRoleWithWebIdentity %s", role_arn);
@@ -114,7 +136,7 @@ static int aws_assume(struct backend *b, const char *role_arn,
 static int aws_login(struct backend *b, struct errmsg *err)
 {
 	struct aws_creds creds;
-	int64_t now = aws_now();
+	int64_t now = aws_now(b);
 	bool retired;
 	int r;
 
@@ -135,6 +157,9 @@ static int aws_login(struct backend *b, struct errmsg *err)
 	b->session_issued = now;
 	b->generation++;
 	pthread_mutex_unlock(&b->lock);
+	/* The signing keys derived from the replaced secret key are as good
+	 * as it for the rest of their day: they go with it. */
+	sigv4_signer_wipe(b->signer);
 	return 0;
 }
 
@@ -147,8 +172,10 @@ static int aws_login_op(struct backend *b, struct errmsg *err)
 }
 
 /* A NUL-terminated copy of the session (secret_from maps at least one
- * byte more than it copies, all zero), or -ENOKEY before login. */
-static int aws_session_copy(struct backend *b, struct aws_creds *out)
+ * byte more than it copies, all zero) and its generation, or -ENOKEY
+ * before login. */
+static int aws_session_copy(struct backend *b, struct aws_creds *out,
+			    uint64_t *generation)
 {
 	const struct aws_creds *s = &b->session;
 	size_t len;
@@ -167,6 +194,7 @@ static int aws_session_copy(struct backend *b, struct aws_creds *out)
 		if (r == 0)
 			r = secret_from(p, len, &out->session_token);
 		out->expires_wall = s->expires_wall;
+		*generation = b->generation;
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (r < 0)
@@ -174,9 +202,9 @@ static int aws_session_copy(struct backend *b, struct aws_creds *out)
 	return r;
 }
 
-static void aws_amz_date(char *buf, size_t size)
+static void aws_amz_date(const struct backend *b, char *buf, size_t size)
 {
-	time_t t = (time_t)(aws_now() / USEC);
+	time_t t = (time_t)(aws_now(b) / USEC);
 	struct tm tm;
 
 	(void)gmtime_r(&t, &tm);
@@ -201,7 +229,7 @@ static int aws_signed_once(struct backend *b, const struct aws_service *svc,
 	int r;
 
 	aws_host_of(svc->url, host, sizeof(host));
-	aws_amz_date(date, sizeof(date));
+	aws_amz_date(b, date, sizeof(date));
 	signed_headers[0] = (struct sigv4_header){"Content-Type", json11};
 	signed_headers[1] = (struct sigv4_header){"Host", host};
 	signed_headers[2] = (struct sigv4_header){"X-Amz-Date", date};
@@ -233,47 +261,118 @@ static int aws_signed_once(struct backend *b, const struct aws_service *svc,
 	return r;
 }
 
-/* A signed call; a session AWS calls expired or unknown is replaced once
- * and the call retried, so a stale session does not cost a backoff. */
-static int aws_signed_call(struct backend *b, const struct aws_service *svc,
-			   const struct secret *body, struct secret **reply,
-			   struct errmsg *err)
+/* Whether a refusal (r, AWS code) of a call signed with a session may be
+ * cured by a new one: when AWS calls the session expired or unknown
+ * (-EKEYEXPIRED) or denies it, and no forced login is waiting out its
+ * backoff (AWS_RELOGIN_MIN).  The next wait is claimed at once, so
+ * concurrent pollers do not all log in. */
+static bool aws_relogin_may_cure(struct backend *b, int r, const char *code)
+{
+	uint64_t now = clock_mono(b->clk);
+	bool yes = false;
+
+	if (r != -EKEYEXPIRED && !aws_code_denied(code))
+		return false;
+	pthread_mutex_lock(&b->lock);
+	if (!b->retired && now >= b->relogin_next) {
+		b->relogin_backoff = b->relogin_backoff == 0 ? AWS_RELOGIN_MIN
+				     : b->relogin_backoff >= AWS_RELOGIN_MAX / 2
+					 ? AWS_RELOGIN_MAX
+					 : b->relogin_backoff * 2;
+		b->relogin_next = now + b->relogin_backoff;
+		yes = true;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return yes;
+}
+
+/* A new session unless another thread made one since generation (then
+ * that one is used). */
+static int aws_relogin(struct backend *b, uint64_t generation,
+		       struct errmsg *err)
+{
+	bool stale;
+
+	pthread_mutex_lock(&b->lock);
+	stale = b->generation == generation;
+	pthread_mutex_unlock(&b->lock);
+	return stale ? aws_login(b, err) : 0;
+}
+
+/* A fresh session got through where the old one was refused: the refusal
+ * was the old session's (expired, or before a TokenIssueTime cut-off), so
+ * the backoff starts over. */
+static void aws_relogin_cured(struct backend *b)
+{
+	pthread_mutex_lock(&b->lock);
+	b->relogin_backoff = 0;
+	b->relogin_next = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* One signed call with the current session (logging in when there is
+ * none).  *reply: the 200 body; otherwise r is aws_error's and code the
+ * AWS error code. */
+static int aws_signed_attempt(struct backend *b, const struct aws_service *svc,
+			      const struct secret *body, struct secret **reply,
+			      uint64_t *generation, char *code,
+			      struct errmsg *err)
 {
 	struct http_response resp = {0, NULL};
 	struct aws_creds session;
 	const void *raw;
-	int attempt, r = 0;
 	size_t len;
+	int r;
 
-	for (attempt = 0; attempt < 2; attempt++) {
-		r = aws_session_copy(b, &session);
-		if (r == -ENOKEY)
-			r = aws_login(b, err);
-		if (r == 0 && session.access_key_id == NULL)
-			r = aws_session_copy(b, &session);
-		if (r == 0)
-			r = aws_signed_once(b, svc, &session, body, &resp, err);
-		aws_creds_clear(&session);
-		if (r < 0 || resp.status == 200)
-			break;
-		raw = secret_expose(resp.body, &len);
-		r = aws_error(resp.status, raw, len, false, err);
-		secret_free(resp.body);
-		resp.body = NULL;
-		if (r != -EKEYEXPIRED || attempt > 0)
-			break;
+	code[0] = '\0';
+	r = aws_session_copy(b, &session, generation);
+	if (r == -ENOKEY) {
 		r = aws_login(b, err);
-		if (r < 0)
-			break;
+		if (r == 0)
+			r = aws_session_copy(b, &session, generation);
+	}
+	if (r == 0)
+		r = aws_signed_once(b, svc, &session, body, &resp, err);
+	aws_creds_clear(&session);
+	if (r == 0 && resp.status != 200) {
+		raw = secret_expose(resp.body, &len);
+		r = aws_error_code(resp.status, raw, len, false, code, err);
 	}
 	if (r < 0) {
 		secret_free(resp.body);
-		/* Expired and still refused after a fresh session: a refusal,
-		 * not a reason to retry at once. */
-		return errmsg_prefix(err, r == -EKEYEXPIRED ? -EACCES : r,
-				     "aws: %s", svc->target);
+		return r;
 	}
 	*reply = resp.body;
+	return 0;
+}
+
+/* A signed call.  A session AWS refuses as expired or unknown, or denies,
+ * is replaced once (see AWS_RELOGIN_MIN) and the call retried, so a
+ * stale session costs neither a backoff nor the ~40 minutes until the next
+ * scheduled login. */
+static int aws_signed_call(struct backend *b, const struct aws_service *svc,
+			   const struct secret *body, struct secret **reply,
+			   struct errmsg *err)
+{
+	char code[AWS_MAX_CODE];
+	uint64_t generation = 0;
+	int r;
+
+	r = aws_signed_attempt(b, svc, body, reply, &generation, code, err);
+	if (r == 0 || !aws_relogin_may_cure(b, r, code))
+		goto out;
+	r = aws_relogin(b, generation, err);
+	if (r == 0)
+		r = aws_signed_attempt(b, svc, body, reply, &generation, code,
+				       err);
+	if (r == 0)
+		aws_relogin_cured(b);
+out:
+	/* Expired and still refused after a fresh session: a refusal, not a
+	 * reason to retry at once. */
+	if (r < 0)
+		return errmsg_prefix(err, r == -EKEYEXPIRED ? -EACCES : r,
+				     "aws: %s", svc->target);
 	return 0;
 }
 
@@ -287,7 +386,8 @@ static int aws_issue_credentials(struct backend *b,
 	const char *role = sc->role_arn[0] ? sc->role_arn : b->cfg->role_arn;
 	const char *session_name =
 	    sc->session_name[0] ? sc->session_name : b->cfg->session_name;
-	uint64_t duration = req->ttl_usec;
+	uint64_t duration =
+	    sc->duration_usec ? sc->duration_usec : req->ttl_usec;
 	const char *role_name = strrchr(role, '/') + 1;
 	struct aws_creds creds;
 	char expiration[40];
@@ -296,7 +396,8 @@ static int aws_issue_credentials(struct backend *b,
 	void *p;
 	int r;
 
-	/* The secret's ttl, within what STS accepts. */
+	/* The configured duration (checked against STS's bounds at parse
+	 * time), else the secret's ttl within those bounds. */
 	if (duration < AWS_MIN_SESSION)
 		duration = AWS_MIN_SESSION;
 	if (duration > AWS_MAX_SESSION)
@@ -433,23 +534,31 @@ static int aws_revoke(struct backend *b, const struct lease *lease,
 }
 
 /* revoke --verify cannot prove STS keys dead; the incident record says
- * what the responder does instead. */
+ * what the responder does instead: deny the role's sessions issued before
+ * now.  Now, not the lease's issue time, which the broker took before the
+ * STS call: the session's TokenIssueTime is later, so a cut-off at the
+ * issue time would miss exactly the keys being revoked.  Rounded up to the
+ * next whole second (the policy's precision), so a session issued in this
+ * second is covered too. */
 static int aws_verify(struct backend *b, const struct lease *lease,
 		      const struct kv *values, char *detail, struct errmsg *err)
 {
-	char issued[40];
+	time_t cutoff = (time_t)(aws_now(b) / USEC + 1);
+	char when[32];
+	struct tm tm;
 
-	(void)b;
 	(void)values;
 	if (strncmp(lease->id, "sts:", 4) != 0)
 		return errmsg_set(err, -ENOTSUP,
 				  "aws: a Secrets Manager or KMS value is "
 				  "rotated in the account, not revoked here");
-	clock_format_rfc3339(lease->issued_wall, issued, sizeof(issued));
+	if (gmtime_r(&cutoff, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		(void)snprintf(when, sizeof(when), "now");
 	(void)snprintf(detail, ERRMSG_MAX,
 		       "keys dropped; AWS cannot revoke them: deny the role "
 		       "sessions with aws:TokenIssueTime before %s",
-		       issued);
+		       when);
 	return errmsg_set(err, -ENOTSUP, "%s", detail);
 }
 
@@ -485,31 +594,37 @@ static int aws_maintain(struct backend *b, int64_t now,
 	return 0;
 }
 
+/* Drops the session and every signing key derived from it: what a
+ * responder's revoke --all can do about keys AWS cannot revoke. */
 static int aws_revoke_all(struct backend *b, struct errmsg *err)
 {
 	(void)err;
 	pthread_mutex_lock(&b->lock);
 	aws_creds_clear(&b->session);
 	b->retired = true;
+	b->relogin_backoff = 0;
+	b->relogin_next = 0;
 	pthread_mutex_unlock(&b->lock);
+	sigv4_signer_wipe(b->signer);
 	return 0;
 }
 
-/* The backend owns http from the call on, also on failure. */
-static int aws_backend_create_with(const struct aws_config *cfg,
-				   struct http_transport *http,
-				   struct backend **ret)
+int aws_backend_create_with(const struct aws_config *cfg,
+			    struct http_transport *http,
+			    struct sigv4_signer *signer,
+			    const struct clock *clk, struct backend **ret)
 {
 	struct backend *b = calloc(1, sizeof(*b));
-	int r = b == NULL ? -ENOMEM : sigv4_signer_new(&b->signer);
 
-	if (r < 0) {
-		free(b);
+	if (b == NULL) {
+		sigv4_signer_free(signer);
 		http->ops->destroy(http);
-		return r;
+		return -ENOMEM;
 	}
 	b->cfg = cfg;
 	b->http = http;
+	b->signer = signer;
+	b->clk = clk;
 	pthread_mutex_init(&b->lock, NULL);
 	*ret = b;
 	return 0;
@@ -519,10 +634,14 @@ static int aws_create(const void *cfg, struct backend **ret)
 {
 	const struct aws_config *c = cfg;
 	struct http_transport *http = NULL;
+	struct sigv4_signer *signer = NULL;
 	struct http_config hc;
 	struct errmsg err;
 	int r;
 
+	r = sigv4_signer_new(&signer);
+	if (r < 0)
+		return r;
 	memset(&hc, 0, sizeof(hc));
 	hc.connect_timeout_usec = c->connect_timeout_usec;
 	hc.total_timeout_usec = c->request_timeout_usec;
@@ -530,9 +649,11 @@ static int aws_create(const void *cfg, struct backend **ret)
 	hc.tls.ca_file = c->ca_file[0] ? c->ca_file : NULL;
 	hc.tls.ca_dir = c->ca_dir[0] ? c->ca_dir : NULL;
 	r = http_curl_new(&hc, &http, &err);
-	if (r < 0)
+	if (r < 0) {
+		sigv4_signer_free(signer);
 		return r;
-	return aws_backend_create_with(c, http, ret);
+	}
+	return aws_backend_create_with(c, http, signer, clock_system(), ret);
 }
 
 static void aws_destroy(struct backend *b)

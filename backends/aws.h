@@ -8,8 +8,22 @@
 #ifndef CREDBROKER_AWS_H
 #define CREDBROKER_AWS_H
 
+#include "aws_config.h"
 #include "backend.h"
+#include "clock.h"
+#include "http.h"
+#include "sigv4.h"
 
 extern const struct backend_ops aws_backend_ops;
+
+/* What aws_backend_ops.create does, over a transport, signer and clock of
+ * the caller's choosing (tests script the transport, read the signer's
+ * counters and move the clock).  The backend owns http and signer from the
+ * call on, also on failure; cfg and clk must outlive it. */
+int aws_backend_create_with(const struct aws_config *cfg,
+			    struct http_transport *http,
+			    struct sigv4_signer *signer,
+			    const struct clock *clk, struct backend **ret)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -175,6 +176,50 @@ static void aws_copy_text(char *buf, size_t size, const char *s, size_t n)
 	buf[at] = '\0';
 }
 
+/* Where an AWS error message stops being safe to log.  A signature
+ * refusal (SignatureDoesNotMatch, InvalidSignatureException) goes on, after
+ * a blank line, with "The Canonical String for this request should have
+ * been" and "The String-to-Sign should have been", quoting the canonical
+ * request: every signed header, the X-Amz-Security-Token among them.  So
+ * the message ends at its first line break or at the first of these
+ * markers, whichever comes first, whatever the length cap allows. */
+static size_t aws_message_safe_len(const char *s, size_t n)
+{
+	static const char *const markers[] = {
+	    "canonical string", "canonical request",	"string-to-sign",
+	    "string to sign",	"x-amz-security-token", NULL};
+	const char *const *m;
+	size_t i, mlen;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '\n' || s[i] == '\r')
+			break;
+		for (m = markers; *m != NULL; m++) {
+			mlen = strlen(*m);
+			if (n - i >= mlen && strncasecmp(s + i, *m, mlen) == 0)
+				break;
+		}
+		if (*m != NULL)
+			break;
+	}
+	/* Drop what led up to the cut: "The", blanks, an opening quote. */
+	if (i < n && s[i] != '\n' && s[i] != '\r') {
+		while (i > 0 && s[i - 1] == ' ')
+			i--;
+		if (i >= 3 && strncasecmp(s + i - 3, "the", 3) == 0)
+			i -= 3;
+	}
+	while (i > 0 && strchr(" \t'\"", s[i - 1]) != NULL)
+		i--;
+	return i;
+}
+
+/* The message as it may be logged: the safe part, printable. */
+static void aws_copy_message(char *buf, size_t size, const char *s, size_t n)
+{
+	aws_copy_text(buf, size, s, aws_message_safe_len(s, n));
+}
+
 static void aws_error_xml(const void *body, size_t len, char *code,
 			  size_t code_size, char *msg, size_t msg_size)
 {
@@ -193,7 +238,7 @@ static void aws_error_xml(const void *body, size_t len, char *code,
 			 &ignored) == 0) {
 		const char *p = secret_expose(s, &n);
 
-		aws_copy_text(msg, msg_size, p, n);
+		aws_copy_message(msg, msg_size, p, n);
 		secret_free(s);
 	}
 }
@@ -218,8 +263,8 @@ static void aws_error_json(const void *body, size_t len, char *code,
 		aws_copy_text(code, code_size, t, strlen(t));
 	}
 	if (json_is_string(m))
-		aws_copy_text(msg, msg_size, json_string_value(m),
-			      json_string_length(m));
+		aws_copy_message(msg, msg_size, json_string_value(m),
+				 json_string_length(m));
 	json_decref(root);
 }
 
@@ -273,18 +318,40 @@ static int aws_code_errno(long status, const char *code)
 	return status >= 400 && status < 500 ? -EINVAL : -EIO;
 }
 
-int aws_error(long status, const void *body, size_t len, bool xml,
-	      struct errmsg *err)
+int aws_error_code(long status, const void *body, size_t len, bool xml,
+		   char *code, struct errmsg *err)
 {
-	char code[AWS_MAX_CODE] = "", msg[200] = "";
+	char msg[200] = "";
 
+	code[0] = '\0';
 	if (xml)
-		aws_error_xml(body, len, code, sizeof(code), msg, sizeof(msg));
+		aws_error_xml(body, len, code, AWS_MAX_CODE, msg, sizeof(msg));
 	else
-		aws_error_json(body, len, code, sizeof(code), msg, sizeof(msg));
+		aws_error_json(body, len, code, AWS_MAX_CODE, msg, sizeof(msg));
 	return errmsg_set(err, aws_code_errno(status, code), "%ld %s%s%s",
 			  status, code[0] != '\0' ? code : "(no error code)",
 			  msg[0] != '\0' ? ": " : "", msg);
+}
+
+int aws_error(long status, const void *body, size_t len, bool xml,
+	      struct errmsg *err)
+{
+	char code[AWS_MAX_CODE];
+
+	return aws_error_code(status, body, len, xml, code, err);
+}
+
+bool aws_code_denied(const char *code)
+{
+	return strcmp(code, "AccessDenied") == 0 ||
+	       strcmp(code, "AccessDeniedException") == 0;
+}
+
+bool aws_code_bad_web_identity(const char *code)
+{
+	return strcmp(code, "InvalidIdentityToken") == 0 ||
+	       strcmp(code, "ExpiredTokenException") == 0 ||
+	       strcmp(code, "IDPRejectedClaim") == 0;
 }
 
 int aws_sm_request(const struct aws_secret_config *sc, struct secret **ret)
@@ -349,6 +416,36 @@ static int aws_sm_string(const json_t *str, struct kv *values,
 	return r;
 }
 
+/* "NAME@VERSIONID" when it fits in size, else "PREFIX~DIGEST@VERSIONID":
+ * the name's first 32 characters (so logs still say which secret) and 16
+ * hex digits of its SHA-256 (so two long names sharing a prefix differ).
+ * AWS allows 512-character names, far more than a lease id holds; the
+ * same name always gives the same string, so a version change is still
+ * seen as one.  -EMSGSIZE when even that does not fit (a VersionId far
+ * longer than AWS's 64 characters). */
+static int aws_sm_version(const char *name, const char *vid, char *version,
+			  size_t size)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	int w;
+
+	w = snprintf(version, size, "%s@%s", name, vid);
+	if (w >= 0 && (size_t)w < size)
+		return 0;
+	if (EVP_Digest(name, strlen(name), md, &n, EVP_sha256(), NULL) != 1 ||
+	    n < 8)
+		return -EIO;
+	w = snprintf(version, size, "%.32s~%02x%02x%02x%02x%02x%02x%02x%02x@%s",
+		     name, md[0], md[1], md[2], md[3], md[4], md[5], md[6],
+		     md[7], vid);
+	if (w < 0 || (size_t)w >= size) {
+		version[0] = '\0';
+		return -EMSGSIZE;
+	}
+	return 0;
+}
+
 int aws_sm_parse(const void *body, size_t len, struct kv *values, char *version,
 		 size_t version_size, struct errmsg *err)
 {
@@ -370,11 +467,10 @@ int aws_sm_parse(const void *body, size_t len, struct kv *values, char *version,
 		r = errmsg_set(err, -EPROTO,
 			       "secretsmanager: response needs exactly one of "
 			       "SecretString and SecretBinary");
-	else if (snprintf(version, version_size, "%s@%s",
-			  json_string_value(name),
-			  json_string_value(vid)) >= (int)version_size)
+	else if (aws_sm_version(json_string_value(name), json_string_value(vid),
+				version, version_size) < 0)
 		r = errmsg_set(err, -EPROTO,
-			       "secretsmanager: Name and VersionId too long");
+			       "secretsmanager: VersionId too long");
 	if (r == 0 && str != NULL)
 		r = aws_sm_string(str, values, err);
 	else if (r == 0 && aws_b64_value(values, "SecretBinary", bin) < 0)

@@ -45,6 +45,19 @@ void aws_creds_clear(struct aws_creds *c);
  * -ENOENT; a refused request -EINVAL. */
 int aws_error(long status, const void *body, size_t len, bool xml,
 	      struct errmsg *err);
+/* aws_error, and the AWS error code (namespace dropped; "" when the body
+ * names none) into code, AWS_MAX_CODE bytes.  The message part of err is
+ * only what precedes a line break or any quote of the canonical request or
+ * string to sign (which carry the session token), at most 199 bytes. */
+int aws_error_code(long status, const void *body, size_t len, bool xml,
+		   char *code, struct errmsg *err);
+/* True for the codes of an authorisation refusal (AccessDenied,
+ * AccessDeniedException): what a deny policy on aws:TokenIssueTime answers
+ * a session issued before its cut-off, so a fresh session may cure it. */
+bool aws_code_denied(const char *code);
+/* True for AssumeRoleWithWebIdentity's refusals of the web-identity token
+ * itself (invalid, expired, a rejected claim). */
+bool aws_code_bad_web_identity(const char *code);
 
 /* The GetSecretValue request body for sc. */
 int aws_sm_request(const struct aws_secret_config *sc, struct secret **ret)
@@ -52,7 +65,10 @@ int aws_sm_request(const struct aws_secret_config *sc, struct secret **ret)
 /* A GetSecretValue response into values: a SecretString that is a JSON
  * object gives one value per key (non-strings as their JSON text) plus
  * "SecretString"; any other SecretString only "SecretString"; SecretBinary
- * "SecretBinary".  version receives "NAME@VERSIONID". */
+ * "SecretBinary".  version receives "NAME@VERSIONID", or for a name too
+ * long for version_size "PREFIX~DIGEST@VERSIONID" (the name's first 32
+ * characters and 16 hex digits of its SHA-256): the same for the same
+ * name and version, different when either changes. */
 int aws_sm_parse(const void *body, size_t len, struct kv *values, char *version,
 		 size_t version_size, struct errmsg *err)
     __attribute__((warn_unused_result));

@@ -306,6 +306,17 @@ static int aws_parse_credentials(const json_t *obj, const char *path,
 	if (r == 0)
 		r = aws_check_session(s->session_name, path,
 				      "role_session_name", err);
+	/* STS's DurationSeconds, whole seconds: a fraction would be cut, and
+	 * the keys would live less than the config says. */
+	if (r == 0)
+		r = config_duration_field(obj, path, "duration",
+					  AWS_MIN_SESSION, AWS_MAX_SESSION,
+					  &s->duration_usec, err);
+	if (r == 0 && s->duration_usec % 1000000 != 0)
+		r = errmsg_set(err, -EINVAL,
+			       "%s.duration: whole seconds (STS "
+			       "DurationSeconds)",
+			       path);
 	return r;
 }
 

@@ -54,6 +54,7 @@ struct aws_secret_config {
 	/* credentials */
 	char role_arn[AWS_MAX_ARN]; /* "" for the backend's */
 	char session_name[65];	    /* "" for the backend's */
+	uint64_t duration_usec;	    /* DurationSeconds; 0: the secret's ttl */
 	/* secretsmanager */
 	char secret_id[2048];
 	char version_stage[257]; /* default AWSCURRENT */

@@ -547,6 +547,7 @@ struct sigv4_signer {
 	 * SIGV4_CACHE_SLOTS signing keys of 32 bytes (lock). */
 	struct secret *keys;
 	uint64_t tick;				    /* lock */
+	uint64_t hits, misses;			    /* lock */
 	struct sigv4_slot slots[SIGV4_CACHE_SLOTS]; /* lock */
 };
 
@@ -596,6 +597,30 @@ static unsigned char *sigv4_slot_key(const struct sigv4_signer *s, size_t i)
 	return p + SIGV4_FP_KEY_LEN + 32 * i;
 }
 
+void sigv4_signer_wipe(struct sigv4_signer *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	secret_wipe(sigv4_slot_key(s, 0), 32 * SIGV4_CACHE_SLOTS);
+	secret_wipe(s->slots, sizeof(s->slots));
+	pthread_mutex_unlock(&s->lock);
+}
+
+void sigv4_signer_stats(struct sigv4_signer *s, struct sigv4_signer_stats *out)
+{
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->lock);
+	out->hits = s->hits;
+	out->misses = s->misses;
+	for (i = 0; i < SIGV4_CACHE_SLOTS; i++)
+		if (s->slots[i].used != 0)
+			out->cached++;
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* Scopes too long for a slot are signed without the cache. */
 static bool sigv4_cacheable(const struct sigv4_scope *sc)
 {
@@ -638,6 +663,7 @@ static bool sigv4_cache_get(struct sigv4_signer *s,
 	if (i < SIGV4_CACHE_SLOTS) {
 		memcpy(ksigning, sigv4_slot_key(s, i), 32);
 		s->slots[i].used = ++s->tick;
+		s->hits++;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return i < SIGV4_CACHE_SLOTS;
@@ -694,6 +720,9 @@ static int sigv4_signing_key(struct sigv4_signer *s, struct sigv4_scope *sc,
 		if (sigv4_cache_get(s, sc, ksigning))
 			return 0;
 	}
+	pthread_mutex_lock(&s->lock);
+	s->misses++;
+	pthread_mutex_unlock(&s->lock);
 	r = sigv4_derive(secret_key, sc->date, sc->region, sc->service,
 			 ksigning);
 	if (r == 0 && cacheable)

@@ -10,6 +10,7 @@
 #define CREDBROKER_SIGV4_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "errmsg.h"
 #include "secret.h"
@@ -80,6 +81,23 @@ int sigv4_signer_new(struct sigv4_signer **ret)
     __attribute__((warn_unused_result));
 /* Wipes the cached keys and frees; NULL-safe. */
 void sigv4_signer_free(struct sigv4_signer *s);
+/* Forgets every cached signing key (wiped) and the fingerprints beside
+ * them, so nothing derived from a dropped secret key outlives it: called
+ * when the keys it signed with are revoked or replaced.  The signer stays
+ * usable; the next signature of each scope derives its key again. */
+void sigv4_signer_wipe(struct sigv4_signer *s);
+
+/* What a signer's cache did since sigv4_signer_new, for tests and
+ * diagnostics: signatures whose key came from the cache (hits), keys
+ * derived (misses, including scopes too long to cache), and the entries
+ * held now.  No key material. */
+struct sigv4_signer_stats {
+	uint64_t hits;
+	uint64_t misses;
+	size_t cached;
+};
+void sigv4_signer_stats(struct sigv4_signer *s, struct sigv4_signer_stats *out);
+
 /* Like sigv4_authorization (same arguments, results and errors), with the
  * signing key taken from s's cache when the access key id, the date (first
  * 8 characters of amz_date), region, service and secret key match an

@@ -15,10 +15,13 @@ and says what the account must do.  Every log is searched for every key,
 token and value the tests saw."""
 
 import base64
+import errno
 import hashlib
 import json
 import os
+import re
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,6 +57,28 @@ ROLE_POLICY = {"Version": "2012-10-17", "Statement": [{
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Action": "*", "Resource": "*"}]}
 CRED_FILES = ["credentials", "credential_process", "env"]
+SM_TARGET = "secretsmanager.GetSecretValue"
+LOGFMT = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+# AccessDenied as Secrets Manager answers a session that a deny on
+# aws:TokenIssueTime cuts off (moto does not evaluate that condition).
+DENIED_JSON = ('{"__type":"AccessDeniedException","message":"User: '
+               'arn:aws:sts::%s:assumed-role/workspace/ws-test is not '
+               'authorized to perform: secretsmanager:GetSecretValue with '
+               'an explicit deny in an identity-based policy"}' % ACCOUNT)
+# What STS answers a projected token past its exp claim.
+STS_EXPIRED_JWT = (
+    '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+    '<Error><Type>Sender</Type><Code>ExpiredTokenException</Code>'
+    '<Message>Token expired: current date/time 1767225600 must be before '
+    'the expiration date/time 1767222000</Message></Error>'
+    '<RequestId>e2e</RequestId></ErrorResponse>')
+
+
+def logfmt(line):
+    out = {}
+    for k, v in LOGFMT.findall(line):
+        out[k] = v[1:-1] if v.startswith('"') else v
+    return out
 
 
 def fake_jwt(sub):
@@ -78,16 +103,22 @@ def parse_ini(text):
 
 
 def note_aws(files):
-    """Every secret value in a {file: text} dict joins the leak check."""
+    """Every secret value in a {file: text} dict joins the leak check, and
+    so does every access key id: not a secret by itself, but the logs and
+    lease ids promise never to carry one."""
     for name, text in files.items():
         if name == "credential_process" and text:
             d = json.loads(text)
-            cbtest.record_password(d.get("SecretAccessKey"))
-            cbtest.record_password(d.get("SessionToken"))
+            for k in ("AccessKeyId", "SecretAccessKey", "SessionToken"):
+                cbtest.record_password(d.get(k))
         elif name in ("env",) and text:
             env = cbtest.parse_env(text)
-            for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                      "AWS_SESSION_TOKEN"):
                 cbtest.record_password(env.get(k))
+        elif name == "credentials" and text:
+            for v in parse_ini(text).get("default", {}).values():
+                cbtest.record_password(v)
 
 
 class AwsTest(cbtest.BrokerTestCase):
@@ -132,6 +163,7 @@ class AwsTest(cbtest.BrokerTestCase):
     @classmethod
     def write_token(cls, token):
         cbtest.record_password(token)
+        cbtest.note_secret_input(cls.token_file)
         tmp = cls.token_file + ".new"
         with open(tmp, "w") as f:
             f.write(token + "\n")
@@ -228,6 +260,45 @@ class AwsTest(cbtest.BrokerTestCase):
     def sts_calls(self):
         return [c for c in self.moto.calls() if c.get("status") == 200]
 
+    def app_secret(self, name="aws", **aws):
+        """Keys for the app under a session name of their own, so a fault
+        can hit their STS call and not the broker's own session's."""
+        return self.aws_secret(name, dict({"role_session_name": "app-keys"},
+                                          **aws))
+
+    @staticmethod
+    def events(b, event, secret):
+        return [logfmt(line) for line in b.log_text().splitlines()
+                if "event=%s " % event in line and
+                " secret=%s " % secret in line]
+
+    def wait_events(self, b, event, secret, n, timeout):
+        return wait_until(
+            lambda: (lambda ev: ev if len(ev) >= n else None)(
+                self.events(b, event, secret)), timeout, interval=0.1,
+            what="%d %s event(s) for %s" % (n, event, secret))
+
+    def rotate_async(self, b, name):
+        """`credbroker rotate NAME` in a thread (it waits for the outcome);
+        join() it to get rc, out, err."""
+        res = {}
+
+        def run():
+            res["rc"], res["out"], res["err"] = b.cli("rotate", name,
+                                                      timeout=60)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        res["join"] = lambda: (t.join(30), res)[1]
+        return res
+
+    def assert_status_prompt(self, b):
+        """`credbroker status` answers at once, whatever hangs upstream."""
+        t0 = time.monotonic()
+        rc, out, err = b.cli("status")
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, (out, err))
+        self.assertLess(took, 1.5, "status took %.2fs" % took)
+
     def sm_polls(self):
         return self.proxy_calls("secretsmanager.GetSecretValue")
 
@@ -276,6 +347,12 @@ class AwsTest(cbtest.BrokerTestCase):
         self.assertEqual({c["token_sha256"] for c in calls}, {want})
         self.assertEqual({c["role_arn"] for c in calls}, {ROLE})
         self.assertEqual(calls[-1]["duration_seconds"], 900)
+        # Neither the keys nor the web-identity token in the broker's
+        # environment or command line, or its children's (issue 6).
+        with open(self.token_file) as f:
+            token = f.read().strip()
+        self.assert_no_secret_in_proc(b, [proc["SecretAccessKey"],
+                                          proc["SessionToken"], token])
 
     def test_refresh_before_expiry_without_gap(self):
         """Keys live SESSION_SECONDS; a reader never sees expired keys nor
@@ -294,6 +371,7 @@ class AwsTest(cbtest.BrokerTestCase):
             except (OSError, ValueError) as e:
                 errors.append(repr(e))
                 continue
+            cbtest.record_password(d["AccessKeyId"])
             cbtest.record_password(d["SecretAccessKey"])
             cbtest.record_password(d["SessionToken"])
             self.assertGreater(cbtest.iso_to_epoch(d["Expiration"]),
@@ -510,6 +588,225 @@ class AwsTest(cbtest.BrokerTestCase):
         self.assertIn("aws:TokenIssueTime before",
                       lease["verified"]["detail"])
         self.assertFalse(os.path.exists(b.path("aws", "credentials")))
+        # The advised cut-off covers the revoked keys: it is no earlier
+        # than the STS call that issued them (STS stamps TokenIssueTime
+        # when it answers, after the broker noted its issue time), and a
+        # whole second, as a policy condition takes it.
+        when = re.search(r"aws:TokenIssueTime before (\S+Z)",
+                         lease["verified"]["detail"]).group(1)
+        self.assertRegex(when, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        last_sts = max(c["time"] for c in self.sts_calls())
+        self.assertGreaterEqual(cbtest.iso_to_epoch(when), last_sts)
+        self.assertLessEqual(cbtest.iso_to_epoch(when), time.time() + 1)
+
+    # -- faults and incident response --
+
+    def test_duration_is_what_sts_is_asked(self):
+        b = self.start_broker(self.aws_config([self.app_secret(
+            duration="30m")]))
+        b.wait_active("aws")
+        self.read_creds(b, "aws")
+        calls = [c for c in self.sts_calls()
+                 if c["role_session_name"] == "app-keys"]
+        self.assertEqual(calls[-1]["duration_seconds"], 1800)
+
+    def test_denied_session_assumes_the_role_again(self):
+        """A responder's deny on aws:TokenIssueTime refuses the broker's own
+        session too: one AccessDenied makes it assume the role again and
+        the poll goes through, with no failure and no 40-minute wait."""
+        b = self.start_broker(self.aws_config([self.sm_secret()]))
+        b.wait_active("db")
+        before = len(self.sts_calls())
+        self.proxy.arm("status", target=SM_TARGET, count=1, status=400,
+                       headers={"Content-Type": "application/x-amz-json-1.1"},
+                       body=DENIED_JSON)
+        wait_until(lambda: [r for r in self.proxy.log()
+                            if r.get("fault") == "status"], 15,
+                   what="the denied poll")
+        wait_until(lambda: len(self.sts_calls()) > before, 15,
+                   what="a new session after AccessDenied")
+        n = len(self.sm_polls())
+        wait_until(lambda: len(self.sm_polls()) >= n + 2, 15,
+                   what="polls after the new session")
+        self.assertEqual(self.events(b, "issue_failed", "db"), [])
+        st = b.secret_status("db")
+        self.assertEqual((st["state"], st["failures"]), ("active", 0), st)
+        self.assertEqual(cbtest.read_file(b.path("db", "password")),
+                         self.db_password)
+
+    def test_timeouts_keep_the_value_and_status_answers(self):
+        """A Secrets Manager poll and an STS call that hang past
+        request_timeout (3 s): each is cut and logged as a timeout, the
+        last value stays served, status answers at once meanwhile."""
+        b = self.start_broker(self.aws_config([self.sm_secret(),
+                                               self.app_secret()]))
+        b.wait_active("db")
+        b.wait_active("aws")
+        keys = self.read_creds(b, "aws")
+        self.proxy.arm("delay", target=SM_TARGET, count=1, seconds=6)
+        wait_until(lambda: [r for r in self.proxy.log()
+                            if r.get("fault") == "delay"], 10,
+                   what="the delayed poll")
+        self.assert_status_prompt(b)
+        ev = self.wait_events(b, "issue_failed", "db", 1, 10)[0]
+        self.assertEqual(int(ev["errno"]), errno.ETIMEDOUT, ev)
+        self.assertEqual(ev["retryable"], "yes", ev)
+        self.assertEqual(cbtest.read_file(b.path("db", "password")),
+                         self.db_password)
+        # STS: the app's keys' exchange hangs.
+        self.proxy.arm("delay", action="AssumeRoleWithWebIdentity",
+                       body_contains="RoleSessionName=app-keys", count=1,
+                       seconds=6)
+        rot = self.rotate_async(b, "aws")
+        time.sleep(1)
+        self.assert_status_prompt(b)
+        self.assertEqual(self.read_creds(b, "aws")["credential_process"],
+                         keys["credential_process"])
+        ev = self.wait_events(b, "issue_failed", "aws", 1, 10)[0]
+        self.assertEqual(int(ev["errno"]), errno.ETIMEDOUT, ev)
+        self.assertIn("AssumeRoleWithWebIdentity", ev["error"])
+        self.assertNotEqual(rot["join"]()["rc"], 0)
+        self.assertEqual(self.read_creds(b, "aws")["credential_process"],
+                         keys["credential_process"])
+        self.assertTrue(b.alive())
+
+    def test_sts_throttling_and_429_are_retried(self):
+        b = self.start_broker(self.aws_config([self.app_secret()]))
+        b.wait_active("aws")
+        keys = self.read_creds(b, "aws")
+        match = dict(action="AssumeRoleWithWebIdentity",
+                     body_contains="RoleSessionName=app-keys", count=1)
+        for i, (preset, cause) in enumerate((
+                ("throttle_xml", "400 Throttling: Rate exceeded"),
+                ("http_429", "429"))):
+            self.proxy.arm(preset, **match)
+            rc, out, err = b.cli("rotate", "aws")
+            self.assertNotEqual(rc, 0, (out, err))
+            ev = self.wait_events(b, "issue_failed", "aws", i + 1, 10)[i]
+            self.assertIn(cause, ev["error"])
+            self.assertIn("AssumeRoleWithWebIdentity", ev["error"])
+            self.assertEqual(ev["retryable"], "yes", ev)
+            self.assertEqual(self.read_creds(b, "aws")["credential_process"],
+                             keys["credential_process"])
+        rc, out, err = b.cli("rotate", "aws")
+        self.assertEqual(rc, 0, (out, err))
+        self.assertNotEqual(self.read_creds(b, "aws")["credential_process"],
+                            keys["credential_process"])
+
+    def test_retry_delays_grow_across_failures(self):
+        b = self.start_broker(self.aws_config([self.sm_secret()]))
+        b.wait_active("db")
+        self.proxy.arm("http_503", target=SM_TARGET, count=3)
+        ev = self.wait_events(b, "issue_failed", "db", 3, 20)[:3]
+        self.proxy.reset()
+        delays = [int(e["retry_in_ms"]) for e in ev]
+        cbtest.log("retry delays: %r" % delays)
+        # Exponential with equal jitter: 1-2 s, 2-4 s, 4-8 s.
+        for d, (lo, hi) in zip(delays, ((1000, 2000), (2000, 4000),
+                                        (4000, 8000))):
+            self.assertTrue(lo <= d <= hi, delays)
+        self.assertEqual([int(e["attempt"]) for e in ev], [1, 2, 3])
+        self.assertEqual(cbtest.read_file(b.path("db", "password")),
+                         self.db_password)
+        rc, out, err = b.cli("rotate", "db")
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(b.secret_status("db")["failures"], 0)
+
+    def test_bad_web_identity_token_is_reported(self):
+        """STS refusing the projected token (not the one it trusts; past
+        its expiry) says so, naming the token file; the keys stay."""
+        b = self.start_broker(self.aws_config([self.app_secret()]))
+        b.wait_active("aws")
+        keys = self.read_creds(b, "aws")
+        other = os.path.join(self.tmp, "other-token")
+        with open(other, "w") as f:
+            f.write(fake_jwt("someone-else"))
+        self.moto.config(token_file=other)
+        try:
+            rc, out, err = b.cli("rotate", "aws")
+        finally:
+            self.moto.config(token_file=self.token_file)
+        self.assertNotEqual(rc, 0, (out, err))
+        st = b.secret_status("aws")
+        self.assertIn("400 InvalidIdentityToken", st["last_error"])
+        self.assertIn("the web-identity token in %s was refused"
+                      % self.token_file, st["last_error"])
+        self.proxy.arm("status", action="AssumeRoleWithWebIdentity",
+                       body_contains="RoleSessionName=app-keys", count=1,
+                       status=400, headers={"Content-Type": "text/xml"},
+                       body=STS_EXPIRED_JWT)
+        rc, out, err = b.cli("rotate", "aws")
+        self.assertNotEqual(rc, 0, (out, err))
+        st = b.secret_status("aws")
+        self.assertIn("400 ExpiredTokenException: Token expired",
+                      st["last_error"])
+        self.assertIn(self.token_file, st["last_error"])
+        self.assertEqual(self.read_creds(b, "aws")["credential_process"],
+                         keys["credential_process"])
+
+    def test_revoke_all_then_unfreeze(self):
+        """revoke --all drops every value and the broker's own session (no
+        call to AWS while frozen); unfreeze assumes the role again and
+        brings the values back."""
+        b = self.start_broker(self.aws_config([self.sm_secret(),
+                                               self.app_secret()]))
+        b.wait_active("db")
+        b.wait_active("aws")
+        keys = self.read_creds(b, "aws")
+        rc, out, err = b.cli("revoke", "--all", "--reason", "e2e")
+        self.assertEqual(rc, 0, (out, err))
+        for name, f in (("db", "password"), ("aws", "credentials")):
+            self.assertFalse(os.path.exists(b.path(name, f)))
+            self.assertEqual(b.secret_status(name)["state"], "frozen")
+        n_sts, n_log = len(self.moto.calls()), len(self.proxy.log())
+        time.sleep(2.5)   # two refresh periods of db
+        self.assertEqual(len(self.moto.calls()), n_sts, "STS while frozen")
+        self.assertEqual(self.proxy.log()[n_log:], [], "AWS while frozen")
+        for name in ("db", "aws"):
+            rc, out, err = b.cli("unfreeze", name)
+            self.assertEqual(rc, 0, (out, err))
+        b.wait_active("db", min_version=2)
+        b.wait_active("aws", min_version=2)
+        self.assertEqual(cbtest.read_file(b.path("db", "password")),
+                         self.db_password)
+        self.assertNotEqual(self.read_creds(b, "aws")["credential_process"],
+                            keys["credential_process"])
+        self.assertGreater(len(self.moto.calls()), n_sts)
+
+    def test_secret_binary_and_long_names_through_the_mount(self):
+        """SecretBinary arrives as raw bytes; a 512-character name (AWS's
+        maximum) works, its lease id a digest form that fits."""
+        marker = "bin-" + os.urandom(8).hex()
+        cbtest.record_password(marker)
+        raw = b"\x00\xff\x80" + marker.encode() + b"\n\x01"
+        long_name = "ws/" + "n" * 509
+        long_value = "long-" + os.urandom(8).hex()
+        cbtest.record_password(long_value)
+        sm = self.client("secretsmanager")
+        sm.create_secret(Name="ws/bin", SecretBinary=raw)
+        sm.create_secret(Name=long_name, SecretString=long_value)
+        b = self.start_broker(self.aws_config([
+            self.aws_secret("bin", {"kind": "secretsmanager",
+                                    "secret_id": "ws/bin"}, refresh="1s"),
+            self.aws_secret("long", {"kind": "secretsmanager",
+                                     "secret_id": long_name},
+                            refresh="1s")]))
+        b.wait_active("bin")
+        b.wait_active("long")
+        with open(b.path("bin", "SecretBinary"), "rb") as f:
+            self.assertEqual(f.read(), raw)
+        self.assertEqual(cbtest.read_file(b.path("long", "SecretString")),
+                         long_value)
+        lease = b.lease("long")["lease_id"]
+        self.assertTrue(lease.startswith("sm:" + long_name[:32] + "~"),
+                        lease)
+        self.assertLess(len(lease), 128)
+        # Polled again, unchanged: the same version (the digest is stable).
+        n = len(self.sm_polls())
+        wait_until(lambda: len(self.sm_polls()) >= n + 4, 15,
+                   what="more polls")
+        self.assertEqual(b.secret_status("long")["version"], 1)
+        self.assertEqual(b.secret_status("bin")["version"], 1)
 
 
 if __name__ == "__main__":

@@ -140,6 +140,17 @@ START_TEST(test_aws_secret_config)
 	ck_assert_str_eq(s->value_key, "k");
 	ck_assert_uint_eq(s->context_count, 1);
 	aws_secret_config_free(s);
+	/* "duration" is STS's DurationSeconds, not ignored; absent: 0 (the
+	 * secret's ttl). */
+	ck_assert_int_eq(parse_secret("{\"kind\":\"credentials\","
+				      "\"duration\":\"2h\"}",
+				      &s, &err),
+			 0);
+	ck_assert_uint_eq(s->duration_usec, 7200ULL * 1000000);
+	aws_secret_config_free(s);
+	ck_assert_int_eq(parse_secret("{}", &s, &err), 0);
+	ck_assert_uint_eq(s->duration_usec, 0);
+	aws_secret_config_free(s);
 }
 END_TEST
 
@@ -162,6 +173,14 @@ START_TEST(test_aws_secret_config_errors)
 	     "encryption_context.a"},
 	    {"{\"kind\":\"credentials\",\"secret_id\":\"a\"}",
 	     "secrets[0].aws.secret_id: unknown key"},
+	    /* STS's DurationSeconds bounds, whole seconds. */
+	    {"{\"duration\":\"899s\"}", "secrets[0].aws.duration: must be"},
+	    {"{\"duration\":\"12h1s\"}", "secrets[0].aws.duration: must be"},
+	    {"{\"duration\":\"1000500ms\"}",
+	     "secrets[0].aws.duration: whole seconds"},
+	    {"{\"duration\":900}", "secrets[0].aws.duration: expected"},
+	    {"{\"kind\":\"kms\",\"ciphertext\":\"AQID\",\"duration\":\"1h\"}",
+	     "secrets[0].aws.duration: unknown key"},
 	};
 	struct aws_secret_config *s;
 	struct errmsg err;
@@ -298,6 +317,145 @@ START_TEST(test_aws_errors)
 }
 END_TEST
 
+#define TOKEN_TEXT                                                             \
+	"IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDtoken"         \
+	"SECRETSESSIONTOKENBYTES0123456789abcdefSECRETSESSIONTOKENBYTES"
+
+/* AWS's signature refusals quote the canonical request, session token
+ * included, after the first sentence: the error keeps the code and that
+ * sentence and never any of the quote, however short the sentence. */
+START_TEST(test_aws_error_hides_canonical_request)
+{
+	static const char sts[] =
+	    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/"
+	    "\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>"
+	    "SignatureDoesNotMatch</Code>\n    <Message>The request signature "
+	    "we calculated does not match the signature you provided. Check "
+	    "your AWS Secret Access Key and signing method. Consult the "
+	    "service documentation for details.\n\nThe Canonical String for "
+	    "this request should have been\n'POST\n/\n\ncontent-type:"
+	    "application/x-www-form-urlencoded; charset=utf-8\nhost:"
+	    "sts.us-east-1.amazonaws.com\nx-amz-date:20240101T000000Z\n"
+	    "x-amz-security-token:" TOKEN_TEXT "\n\ncontent-type;host;"
+	    "x-amz-date;x-amz-security-token\ne3b0c44298fc1c149afbf4c8996fb9'"
+	    "\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256\n"
+	    "20240101T000000Z\n20240101/us-east-1/sts/aws4_request\n"
+	    "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7'"
+	    "\n</Message>\n  </Error>\n  <RequestId>4d1f</RequestId>\n"
+	    "</ErrorResponse>\n";
+	/* On one line, with the quote within the old 199-byte cap. */
+	static const char json_short[] =
+	    "{\"__type\":\"InvalidSignatureException\",\"message\":\"Signature "
+	    "mismatch. The Canonical String for this request should have "
+	    "been 'POST / host:kms x-amz-security-token:" TOKEN_TEXT "'\"}";
+	static const char json_sts_first[] =
+	    "{\"__type\":\"InvalidSignatureException\",\"message\":\"The "
+	    "String-to-Sign should have been 'AWS4-HMAC-SHA256 x' and "
+	    "x-amz-security-token:" TOKEN_TEXT "\"}";
+	static const char json_token_only[] =
+	    "{\"__type\":\"IncompleteSignatureException\",\"message\":\"Bad "
+	    "header X-Amz-Security-Token:" TOKEN_TEXT "\"}";
+	char code[AWS_MAX_CODE];
+	struct errmsg err = {{0}};
+
+	ck_assert_int_eq(
+	    aws_error_code(403, sts, strlen(sts), true, code, &err), -EACCES);
+	ck_assert_str_eq(code, "SignatureDoesNotMatch");
+	ck_assert_str_eq(err.text,
+			 "403 SignatureDoesNotMatch: The request signature we "
+			 "calculated does not match the signature you "
+			 "provided. Check your AWS Secret Access Key and "
+			 "signing method. Consult the service documentation "
+			 "for details.");
+	ck_assert_int_eq(
+	    aws_error(400, json_short, strlen(json_short), false, &err),
+	    -EACCES);
+	ck_assert_str_eq(err.text,
+			 "400 InvalidSignatureException: Signature mismatch.");
+	ck_assert_int_eq(
+	    aws_error(400, json_sts_first, strlen(json_sts_first), false, &err),
+	    -EACCES);
+	ck_assert_str_eq(err.text, "400 InvalidSignatureException");
+	ck_assert_int_eq(aws_error(400, json_token_only,
+				   strlen(json_token_only), false, &err),
+			 -EINVAL);
+	ck_assert_str_eq(err.text,
+			 "400 IncompleteSignatureException: Bad header");
+	ck_assert_ptr_null(strstr(err.text, "IQoJb3JpZ2lu"));
+	/* The codes that decide a new session. */
+	ck_assert(aws_code_denied("AccessDenied"));
+	ck_assert(aws_code_denied("AccessDeniedException"));
+	ck_assert(!aws_code_denied("SignatureDoesNotMatch"));
+	ck_assert(aws_code_bad_web_identity("InvalidIdentityToken"));
+	ck_assert(!aws_code_bad_web_identity("AccessDenied"));
+}
+END_TEST
+
+/* Secrets Manager names go up to 512 characters; a lease id holds 127.
+ * Long names get a stable digest form, distinct for names that share
+ * their first characters. */
+START_TEST(test_aws_sm_parse_long_name)
+{
+	static const char vid[] = "5767290c-d089-49ed-b97c-17086f8c9d79";
+	char name[513], body[1024], v1[124], v2[124], v3[124];
+	struct errmsg err = {{0}};
+	struct kv kv;
+
+	memset(&kv, 0, sizeof(kv));
+	memset(name, 'n', 512);
+	name[512] = '\0';
+	(void)snprintf(body, sizeof(body),
+		       "{\"Name\":\"%s\",\"VersionId\":\"%s\","
+		       "\"SecretString\":\"x\"}",
+		       name, vid);
+	ck_assert_int_eq(
+	    aws_sm_parse(body, strlen(body), &kv, v1, sizeof(v1), &err), 0);
+	kv_clear(&kv);
+	ck_assert_uint_eq(strlen(v1), 32 + 1 + 16 + 1 + strlen(vid));
+	ck_assert_int_eq(strncmp(v1, name, 32), 0);
+	ck_assert_int_eq(v1[32], '~');
+	ck_assert_str_eq(v1 + 50, vid);
+	/* The same name again: the same version string. */
+	ck_assert_int_eq(
+	    aws_sm_parse(body, strlen(body), &kv, v2, sizeof(v2), &err), 0);
+	kv_clear(&kv);
+	ck_assert_str_eq(v1, v2);
+	/* Another name with the same first 511 characters: another one. */
+	name[511] = 'm';
+	(void)snprintf(body, sizeof(body),
+		       "{\"Name\":\"%s\",\"VersionId\":\"%s\","
+		       "\"SecretString\":\"x\"}",
+		       name, vid);
+	ck_assert_int_eq(
+	    aws_sm_parse(body, strlen(body), &kv, v3, sizeof(v3), &err), 0);
+	kv_clear(&kv);
+	ck_assert_str_ne(v1, v3);
+	/* A name that fits stays readable, up to the last byte. */
+	memset(name, 'a', sizeof(name));
+	name[sizeof(v1) - 1 - 1 - strlen(vid)] = '\0';
+	(void)snprintf(body, sizeof(body),
+		       "{\"Name\":\"%s\",\"VersionId\":\"%s\","
+		       "\"SecretString\":\"x\"}",
+		       name, vid);
+	ck_assert_int_eq(
+	    aws_sm_parse(body, strlen(body), &kv, v1, sizeof(v1), &err), 0);
+	kv_clear(&kv);
+	ck_assert_uint_eq(strlen(v1), sizeof(v1) - 1);
+	ck_assert_ptr_null(strchr(v1, '~'));
+	/* A VersionId no lease id can hold is refused. */
+	memset(name, 'v', 200);
+	name[200] = '\0';
+	(void)snprintf(body, sizeof(body),
+		       "{\"Name\":\"db\",\"VersionId\":\"%s\","
+		       "\"SecretString\":\"x\"}",
+		       name);
+	ck_assert_int_eq(
+	    aws_sm_parse(body, strlen(body), &kv, v1, sizeof(v1), &err),
+	    -EPROTO);
+	ck_assert_uint_eq(kv.count, 0);
+}
+END_TEST
+
 START_TEST(test_aws_sm_parse)
 {
 	/* The published GetSecretValue sample (cloud-api), and a JSON one. */
@@ -414,7 +572,9 @@ static Suite *aws_api_suite(void)
 	tcase_add_test(tc, test_aws_sts_parse_sample);
 	tcase_add_test(tc, test_aws_sts_refusals);
 	tcase_add_test(tc, test_aws_errors);
+	tcase_add_test(tc, test_aws_error_hides_canonical_request);
 	tcase_add_test(tc, test_aws_sm_parse);
+	tcase_add_test(tc, test_aws_sm_parse_long_name);
 	tcase_add_test(tc, test_aws_kms);
 	tcase_add_test(tc, test_aws_parse_time);
 	suite_add_tcase(s, tc);

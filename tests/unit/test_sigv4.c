@@ -273,6 +273,26 @@ static void check_scope(struct sigv4_signer *signer, const struct scope *sc,
 	ck_assert_str_eq(out, want);
 }
 
+/* The signer's cache counters are exactly hits and misses, so a cache that
+ * never hits (or always derives) fails here, not only a wrong signature. */
+#define expect_stats(signer, hits, misses, cached)                             \
+	expect_stats_at(signer, hits, misses, cached, __LINE__)
+
+static void expect_stats_at(struct sigv4_signer *signer, uint64_t hits,
+			    uint64_t misses, size_t cached, int line)
+{
+	struct sigv4_signer_stats st;
+
+	sigv4_signer_stats(signer, &st);
+	ck_assert_msg(
+	    st.hits == hits && st.misses == misses && st.cached == cached,
+	    "line %d: %llu hits, %llu misses, %zu cached; want "
+	    "%llu, %llu, %zu",
+	    line, (unsigned long long)st.hits, (unsigned long long)st.misses,
+	    st.cached, (unsigned long long)hits, (unsigned long long)misses,
+	    cached);
+}
+
 /* Each part of the scope, and the secret key behind an unchanged access
  * key id, gets its own signing key; a later time the same day does not. */
 START_TEST(test_sigv4_sign_cache_misses_on_new_scope)
@@ -288,31 +308,41 @@ START_TEST(test_sigv4_sign_cache_misses_on_new_scope)
 				     40, &rotated),
 			 0);
 	ck_assert_int_eq(sigv4_signer_new(&signer), 0);
+	expect_stats(signer, 0, 0, 0);
 	sc = (struct scope){"20150830T123600Z", "us-east-1", "service",
 			    "AKIDEXAMPLE", secret};
 	check_scope(signer, &sc, base, sizeof(base));
+	expect_stats(signer, 0, 1, 1);
 	check_scope(signer, &sc, got, sizeof(got));
 	ck_assert_str_eq(got, base);
-	sc.date = "20150830T235959Z";
+	expect_stats(signer, 1, 1, 1);
+	sc.date = "20150830T235959Z"; /* same day: hit */
 	check_scope(signer, &sc, got, sizeof(got));
+	expect_stats(signer, 2, 1, 1);
 	sc.date = "20150831T000000Z";
 	check_scope(signer, &sc, got, sizeof(got));
+	expect_stats(signer, 2, 2, 2);
 	sc.date = "20150830T123600Z";
 	sc.region = "eu-west-1";
 	check_scope(signer, &sc, got, sizeof(got));
+	expect_stats(signer, 2, 3, 3);
 	sc.region = "us-east-1";
 	sc.service = "secretsmanager";
 	check_scope(signer, &sc, got, sizeof(got));
+	expect_stats(signer, 2, 4, 4);
 	sc.service = "service";
 	sc.akid = "AKIDOTHER";
 	check_scope(signer, &sc, got, sizeof(got));
+	expect_stats(signer, 2, 5, 5);
 	sc.akid = "AKIDEXAMPLE";
 	sc.secret = rotated;
 	check_scope(signer, &sc, got, sizeof(got));
 	ck_assert_str_ne(got, base);
+	expect_stats(signer, 2, 6, 6);
 	sc.secret = secret;
 	check_scope(signer, &sc, got, sizeof(got));
 	ck_assert_str_eq(got, base);
+	expect_stats(signer, 3, 6, 6);
 	/* More scopes than slots: the first is evicted, then re-derived. */
 	for (i = 0; i < 20; i++) {
 		char region[32];
@@ -321,17 +351,55 @@ START_TEST(test_sigv4_sign_cache_misses_on_new_scope)
 		sc.region = region;
 		check_scope(signer, &sc, got, sizeof(got));
 	}
+	expect_stats(signer, 3, 26, 8);
 	sc.region = "us-east-1";
 	check_scope(signer, &sc, got, sizeof(got));
 	ck_assert_str_eq(got, base);
-	/* A region too long for a cache slot is signed without it. */
+	expect_stats(signer, 3, 27, 8);
+	/* A region too long for a cache slot (64 characters; 63 fit) is
+	 * signed without it: two misses, nothing evicted. */
 	sc.region = "a-region-name-longer-than-any-cache-slot-holds-"
-		    "0123456789abcdef";
+		    "0123456789abcdefg";
 	check_scope(signer, &sc, got, sizeof(got));
 	check_scope(signer, &sc, got, sizeof(got));
+	expect_stats(signer, 3, 29, 8);
 	sigv4_signer_free(signer);
 	sigv4_signer_free(NULL);
 	secret_free(rotated);
+	secret_free(secret);
+}
+END_TEST
+
+/* After a wipe nothing is cached: the same scope derives its key again,
+ * and signs exactly as before. */
+START_TEST(test_sigv4_signer_wipe_forgets_keys)
+{
+	struct sigv4_signer *signer;
+	struct secret *secret;
+	char base[512], got[512];
+	struct scope sc;
+
+	ck_assert_int_eq(secret_from(SECRET, strlen(SECRET), &secret), 0);
+	ck_assert_int_eq(sigv4_signer_new(&signer), 0);
+	sc = (struct scope){"20150830T123600Z", "us-east-1", "service",
+			    "AKIDEXAMPLE", secret};
+	check_scope(signer, &sc, base, sizeof(base));
+	sc.service = "kms";
+	check_scope(signer, &sc, got, sizeof(got));
+	expect_stats(signer, 0, 2, 2);
+	sigv4_signer_wipe(signer);
+	expect_stats(signer, 0, 2, 0);
+	sc.service = "service";
+	check_scope(signer, &sc, got, sizeof(got));
+	ck_assert_str_eq(got, base);
+	expect_stats(signer, 0, 3, 1);
+	check_scope(signer, &sc, got, sizeof(got));
+	expect_stats(signer, 1, 3, 1);
+	sigv4_signer_wipe(signer);
+	sigv4_signer_wipe(signer); /* twice, and on NULL: harmless */
+	sigv4_signer_wipe(NULL);
+	expect_stats(signer, 1, 3, 0);
+	sigv4_signer_free(signer);
 	secret_free(secret);
 }
 END_TEST
@@ -417,6 +485,7 @@ START_TEST(test_sigv4_sign_concurrent)
 	struct thread_arg args[THREADS];
 	pthread_t tids[THREADS];
 	struct secret *secrets[2];
+	struct sigv4_signer_stats st;
 	struct sigv4_signer *signer;
 	size_t i;
 
@@ -443,6 +512,10 @@ START_TEST(test_sigv4_sign_concurrent)
 		ck_assert_int_eq(pthread_join(tids[i], NULL), 0);
 		ck_assert_int_eq(args[i].wrong, 0);
 	}
+	/* Every signature counted once, as a hit or as a miss. */
+	sigv4_signer_stats(signer, &st);
+	ck_assert_uint_eq(st.hits + st.misses, THREADS * THREAD_ROUNDS);
+	ck_assert_uint_ge(st.misses, THREAD_SCOPES);
 	sigv4_signer_free(signer);
 	secret_free(secrets[0]);
 	secret_free(secrets[1]);
@@ -503,6 +576,7 @@ static Suite *sigv4_suite(void)
 	tcase_add_test(tc, test_sigv4_vanilla_signature);
 	tcase_add_test(tc, test_sigv4_normalises_and_refuses);
 	tcase_add_test(tc, test_sigv4_sign_cache_misses_on_new_scope);
+	tcase_add_test(tc, test_sigv4_signer_wipe_forgets_keys);
 	tcase_add_test(tc, test_sigv4_sign_refuses_like_authorization);
 	tcase_add_test(tc, test_sigv4_sign_concurrent);
 	tcase_add_test(tc, test_sigv4_too_many_segments);

@@ -68,6 +68,7 @@ target_link_libraries(sigv4_cli PRIVATE cb_backends)
 cb_unit_test(test_aws_api aws cb_backends)
 target_compile_definitions(test_aws_api PRIVATE
 	CB_SAMPLES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/aws_xml")
+cb_unit_test(test_aws aws cb_backends)
 cb_unit_test(test_aws_xml aws cb_backends)
 target_compile_definitions(test_aws_xml PRIVATE
 	CB_SAMPLES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/aws_xml")
