@@ -10,7 +10,11 @@
  * client-side deadline (statement_timeout plus connect_timeout), so a dead
  * network cannot hold the lock forever (invariant 3).  libpq errors become
  * -errno there, once, with a message built from SQLSTATE and the server's
- * primary message only: never the statement, the DSN or a password. */
+ * primary message only: never the statement, the DSN or a password.
+ *
+ * A session lost mid-call is retried once on a new one, which the caller
+ * never sees: so this backend logs it (and what it did about roles whose
+ * creation it could not confirm), one line each, role names only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -32,6 +36,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "log.h"
 #include "postgres.h"
 #include "secret.h"
 
@@ -79,6 +84,12 @@ struct backend {
 	size_t role_count; /* lock */
 	/* Roles issued and not yet revoked, for revoke_all.  lock. */
 	char roles[PG_MAX_ROLES][PG_ROLE_MAX + 1];
+	/* roles[i] may exist or not: its creating transaction lost its
+	 * session (a COMMIT can commit and lose its answer), so the issue
+	 * failed and nobody is served it.  Settled (dropped when it exists)
+	 * on the next live session.  lock. */
+	bool unsure[PG_MAX_ROLES];
+	size_t unsure_count; /* lock */
 };
 
 /* One placeholder's replacement while rendering a statement. */
@@ -867,9 +878,12 @@ static int pg_ensure(struct backend *b, struct errmsg *err)
 	return pg_connect(b, err);
 }
 
+static void pg_settle(struct backend *b);
+
 /* Runs op under the lock.  A session that died since its last use (server
  * restart, terminated by an admin) only shows it on first use: then one
- * reconnect and one more try, per call. */
+ * reconnect and one more try, per call.  Roles left unsure by a lost
+ * session are settled first, on the first live session. */
 static int pg_run(struct backend *b,
 		  int (*op)(struct backend *, void *, struct errmsg *),
 		  void *arg, struct errmsg *err)
@@ -879,11 +893,19 @@ static int pg_run(struct backend *b,
 	(void)pthread_mutex_lock(&b->lock);
 	for (attempt = 0; attempt < 2; attempt++) {
 		r = pg_ensure(b, err);
+		if (r == 0 && b->unsure_count > 0) {
+			pg_settle(b);
+			r = pg_ensure(b, err);
+		}
 		if (r < 0)
 			break;
 		r = op(b, arg, err);
 		if (r != -ECONNRESET)
 			break;
+		log_warnx("event=pg_session_lost retry=%s unsure_roles=%zu "
+			  "error=\"%s\"",
+			  attempt == 0 ? "yes" : "no", b->unsure_count,
+			  err != NULL ? err->text : "");
 		pg_disconnect(b);
 	}
 	(void)pthread_mutex_unlock(&b->lock);
@@ -899,6 +921,7 @@ static int pg_track(struct backend *b, const char *role, struct errmsg *err)
 				  "%d live roles: revoke some before issuing "
 				  "more",
 				  PG_MAX_ROLES);
+	b->unsure[b->role_count] = false;
 	memcpy(b->roles[b->role_count++], role, strlen(role) + 1);
 	return 0;
 }
@@ -910,10 +933,27 @@ static void pg_untrack(struct backend *b, const char *role)
 	for (i = 0; i < b->role_count; i++) {
 		if (strcmp(b->roles[i], role) != 0)
 			continue;
+		if (b->unsure[i])
+			b->unsure_count--;
 		b->role_count--;
-		if (i != b->role_count)
+		if (i != b->role_count) {
 			memcpy(b->roles[i], b->roles[b->role_count],
 			       sizeof(b->roles[i]));
+			b->unsure[i] = b->unsure[b->role_count];
+		}
+		return;
+	}
+}
+
+static void pg_mark_unsure(struct backend *b, const char *role)
+{
+	size_t i;
+
+	for (i = 0; i < b->role_count; i++) {
+		if (strcmp(b->roles[i], role) != 0 || b->unsure[i])
+			continue;
+		b->unsure[i] = true;
+		b->unsure_count++;
 		return;
 	}
 }
@@ -1159,15 +1199,22 @@ static int pg_run_list(struct backend *b, const struct pg_list *l,
 }
 
 /* Best effort after a failed issue: roll back, and drop the role in case
- * it exists anyway.  It stays tracked (for revoke_all) unless dropped. */
+ * it exists anyway.  Without a live session neither can run and the
+ * outcome is unknown: the role stays tracked and is marked unsure, for
+ * pg_settle on the next session (and revoke_all at the latest). */
 static void pg_undo_create(struct backend *b, const struct pg_role *role)
 {
-	if (b->conn == NULL || PQstatus(b->conn) != CONNECTION_OK)
-		return;
-	(void)pg_exec(b, "ROLLBACK", "ROLLBACK", 0, NULL, 0, NULL, NULL);
-	if (pg_exec_ident(b, "DROP ROLE", "DROP ROLE IF EXISTS {{name}}",
-			  role->ident, NULL) == 0)
-		pg_untrack(b, role->name);
+	if (b->conn != NULL && PQstatus(b->conn) == CONNECTION_OK) {
+		(void)pg_exec(b, "ROLLBACK", "ROLLBACK", 0, NULL, 0, NULL,
+			      NULL);
+		if (pg_exec_ident(b, "DROP ROLE",
+				  "DROP ROLE IF EXISTS {{name}}", role->ident,
+				  NULL) == 0) {
+			pg_untrack(b, role->name);
+			return;
+		}
+	}
+	pg_mark_unsure(b, role->name);
 }
 
 /* The creation statements and grants, in one transaction. */
@@ -1182,8 +1229,11 @@ static int pg_create_role(struct backend *b, const struct pg_secret_config *sc,
 	int r;
 
 	r = pg_exec(b, "BEGIN", "BEGIN", 0, NULL, 0, NULL, err);
-	if (r < 0)
+	if (r < 0) {
+		/* Nothing ran: there is no role to remember. */
+		pg_untrack(b, role->name);
 		return r;
+	}
 	r = pg_run_list(b, &sc->creation, "creation_statements", subs,
 			PG_SENSITIVE, err);
 	if (r == 0)
@@ -1401,6 +1451,51 @@ out:
 		pg_untrack(b, role);
 	PQfreemem(ident);
 	return r < 0 ? r : 0;
+}
+
+/* Settles the roles marked unsure, on a live session: each is dropped
+ * when it exists and forgotten either way.  One that cannot be dropped
+ * stays tracked (revoke_all tries again at exit) but is not retried here
+ * on every call; a lost session ends the pass, resumed on the next one.
+ * Downwards, so that pg_untrack's move of the last role into a freed
+ * index only brings one already visited. */
+static void pg_settle(struct backend *b)
+{
+	char role[PG_ROLE_MAX + 1];
+	struct errmsg e;
+	size_t i;
+	int r;
+
+	for (i = b->role_count; b->unsure_count > 0 && i-- > 0;) {
+		if (!b->unsure[i])
+			continue;
+		memcpy(role, b->roles[i], sizeof(role));
+		e = (struct errmsg){{0}};
+		r = pg_role_exists(b, role, &e);
+		if (r == 0) {
+			pg_untrack(b, role);
+			log_info("event=pg_unsure_role_absent role=%s "
+				 "reason=\"its transaction was rolled back\"",
+				 role);
+			continue;
+		}
+		if (r > 0)
+			r = pg_revoke_role(b, role, &e);
+		if (r == 0) {
+			log_warnx("event=pg_orphan_role_dropped role=%s "
+				  "reason=\"committed, but its session was "
+				  "lost before the answer: never served\"",
+				  role);
+			continue;
+		}
+		log_warnx("event=pg_orphan_role_drop_failed role=%s errno=%d "
+			  "error=\"%s\"",
+			  role, -r, e.text);
+		if (r == -ECONNRESET)
+			return;
+		b->unsure[i] = false;
+		b->unsure_count--;
+	}
 }
 
 static int pg_revoke_locked(struct backend *b, void *arg, struct errmsg *err)

@@ -362,14 +362,65 @@ static int broker_publish(struct broker *b, size_t slot,
 	return 0;
 }
 
+/* True when the identity that issued s's lease has died: the upstream took
+ * the lease with it, so it is neither served nor renewed a moment longer,
+ * whatever its own expiry says.  An identity newer than the last one
+ * maintain reported (a login inside an issue) is alive. */
+static bool broker_identity_dead(const struct broker *b,
+				 const struct broker_secret *s, uint64_t now)
+{
+	const struct broker_backend *bs = &b->backend_state[s->cfg->backend];
+	uint64_t id = s->lease.identity;
+
+	if (!s->has_lease || id == 0 || bs->generation == 0 ||
+	    id > bs->generation)
+		return false;
+	return now >=
+	       (id == bs->generation ? bs->expires_mono : bs->old_expires_mono);
+}
+
+/* The identity behind slot's lease died (its token ran out and no login
+ * replaced it): the credential leaves the mount now, as at its own expiry
+ * (invariant 4).  A fault, not a revocation: no freeze, and the secret is
+ * issued again as soon as an identity is back (broker_identity_back). */
+static void broker_identity_lost(struct broker *b, size_t slot, uint64_t now)
+{
+	struct broker_secret *s = &b->secrets[slot];
+	const struct broker_backend *bs = &b->backend_state[s->cfg->backend];
+	const char *why =
+	    bs->last_error[0] ? bs->last_error : "identity: expired";
+
+	log_warnx("event=expired secret=%s lease=%s reason=identity_expired "
+		  "identity=%llu error=\"%s\"",
+		  s->cfg->name, s->lease.id,
+		  (unsigned long long)s->lease.identity, why);
+	broker_audit_secret(b, "expire", s, &s->lease, 0, NULL);
+	store_kill_slot(b->store, slot);
+	s->has_lease = false;
+	kv_clear(&s->values);
+	if (s->state == SECRET_ACTIVE)
+		s->state = SECRET_PENDING;
+	(void)snprintf(s->last_error, sizeof(s->last_error), "%s", why);
+	/* Revoking a lease that died upstream succeeds; it also tells a
+	 * backend that tracks its leases to forget this one. */
+	broker_retire(b, slot, &s->lease, now);
+	pthread_cond_broadcast(&b->changed);
+}
+
 /* When a superseded lease is revoked: at its expiry, or after the
- * configured overlap when that comes first. */
+ * configured overlap when that comes first, and no later than the death
+ * of a replaced identity that issued it (whose expiry no renewal moves;
+ * its versions go with the retirement). */
 static uint64_t broker_retire_at(struct broker *b,
 				 const struct broker_secret *s)
 {
+	const struct broker_backend *bs = &b->backend_state[s->cfg->backend];
 	uint64_t at = s->expires_mono;
 	uint64_t overlap = clock_mono(b->clk) + s->cfg->overlap_usec;
 
+	if (s->lease.identity != 0 && s->lease.identity < bs->generation &&
+	    bs->old_expires_mono < at)
+		at = bs->old_expires_mono;
 	return s->cfg->overlap_usec > 0 && overlap < at ? overlap : at;
 }
 
@@ -476,10 +527,12 @@ static void broker_do_renew(struct broker *b, size_t slot)
 	if (gen != s->generation || !s->has_lease ||
 	    strcmp(lease.id, s->lease.id) != 0)
 		return;
-	if (r == -ENOENT && s->expires_mono <= clock_mono(b->clk)) {
-		/* Not revoked but run out: the renewal came too late (a
-		 * stalled upstream or host).  A new credential, not a freeze.
-		 */
+	if (r == -ENOENT && (s->expires_mono <= clock_mono(b->clk) ||
+			     broker_identity_dead(b, s, clock_mono(b->clk)))) {
+		/* Not revoked but run out, or gone with the identity that
+		 * issued it: the renewal came too late (a stalled upstream or
+		 * host, a login that failed).  A new credential, not a
+		 * freeze. */
 		log_warnx("event=renew_too_late secret=%s lease=%s "
 			  "error=\"%s\"",
 			  s->cfg->name, lease.id, err.text);
@@ -537,6 +590,8 @@ static void broker_job_refresh(struct broker *b, size_t slot)
 
 	if (s->state == SECRET_FROZEN)
 		return;
+	if (broker_identity_dead(b, s, clock_mono(b->clk)))
+		broker_identity_lost(b, slot, clock_mono(b->clk));
 	if (broker_should_rotate(b, s))
 		broker_do_issue(b, slot);
 	else
@@ -619,7 +674,9 @@ static void broker_job_retire(struct broker *b, size_t slot, uint64_t id)
 
 /* Leases issued under an identity older than the backend's current one
  * die with it: re-issue them now, under the new identity, so that readers
- * switch before the old identity (and its leases) expire. */
+ * switch before the old identity (and its leases) expire.  A secret left
+ * without a credential (its identity died) tries at once too, instead of
+ * waiting out the backoff its failed issues set. */
 static void broker_reissue_old_identity(struct broker *b, size_t backend,
 					uint64_t generation)
 {
@@ -628,8 +685,14 @@ static void broker_reissue_old_identity(struct broker *b, size_t backend,
 
 	for (i = 0; i < b->cfg->secret_count; i++) {
 		s = &b->secrets[i];
-		if (s->cfg->backend != backend || !s->has_lease ||
-		    s->state == SECRET_FROZEN || s->lease.identity == 0 ||
+		if (s->cfg->backend != backend || s->state == SECRET_FROZEN)
+			continue;
+		if (!s->has_lease && s->state == SECRET_PENDING) {
+			(void)broker_schedule(b, i, SCHED_REFRESH,
+					      clock_mono(b->clk), 0);
+			continue;
+		}
+		if (!s->has_lease || s->lease.identity == 0 ||
 		    s->lease.identity >= generation)
 			continue;
 		log_info("event=reissue_for_new_identity secret=%s lease=%s",
@@ -640,31 +703,89 @@ static void broker_reissue_old_identity(struct broker *b, size_t backend,
 	}
 }
 
+/* Takes every lease of backend whose identity has died out of the mount. */
+static void broker_reap_identity(struct broker *b, size_t backend)
+{
+	uint64_t now = clock_mono(b->clk);
+	size_t i;
+
+	for (i = 0; i < b->cfg->secret_count; i++)
+		if (b->secrets[i].cfg->backend == backend &&
+		    b->secrets[i].state != SECRET_FROZEN &&
+		    broker_identity_dead(b, &b->secrets[i], now))
+			broker_identity_lost(b, i, now);
+}
+
+/* Records the expiry maintain reported, before generation moves on.  A
+ * replaced identity lives on until its own expiry, and so do its leases
+ * until they are re-issued: the earliest such death still to come is
+ * kept. */
+static void broker_identity_track(struct broker *b, size_t backend,
+				  const struct backend_identity *id)
+{
+	struct broker_backend *bs = &b->backend_state[backend];
+	uint64_t now = clock_mono(b->clk);
+
+	if (bs->generation == 0)
+		bs->old_expires_mono = UINT64_MAX;
+	else if (id->generation != bs->generation &&
+		 (bs->old_expires_mono <= now ||
+		  bs->expires_mono < bs->old_expires_mono))
+		bs->old_expires_mono = bs->expires_mono;
+	bs->expires_mono = broker_wall_to_mono(b, id->expires_wall);
+}
+
+/* The next maintain: when wanted, but no later than the death of an
+ * identity that may still back a lease, so that its leases leave the
+ * mount on time even while every login fails. */
+static uint64_t broker_maintain_at(const struct broker_backend *bs,
+				   uint64_t now, uint64_t want)
+{
+	if (bs->generation == 0)
+		return want;
+	if (bs->expires_mono > now && bs->expires_mono < want)
+		want = bs->expires_mono;
+	if (bs->old_expires_mono > now && bs->old_expires_mono < want)
+		want = bs->old_expires_mono;
+	return want;
+}
+
+static void broker_maintain_failed(struct broker *b, size_t backend, int r,
+				   const struct errmsg *err)
+{
+	const struct config_backend *cb = &b->cfg->backends[backend];
+	struct broker_backend *bs = &b->backend_state[backend];
+	uint64_t now = clock_mono(b->clk);
+	uint64_t at = broker_maintain_at(
+	    bs, now, now + sched_backoff(bs->failures++, broker_random()));
+
+	(void)snprintf(bs->last_error, sizeof(bs->last_error), "identity: %s",
+		       err->text);
+	log_warnx("event=identity_failed backend=%s errno=%d "
+		  "retry_in_ms=%llu error=\"%s\"",
+		  cb->name, -r, (unsigned long long)((at - now) / 1000),
+		  err->text);
+	broker_reap_identity(b, backend);
+	(void)broker_schedule(b, backend, SCHED_MAINTAIN, at, 0);
+}
+
 static void broker_job_maintain(struct broker *b, size_t backend)
 {
 	const struct config_backend *cb = &b->cfg->backends[backend];
 	struct broker_backend *bs = &b->backend_state[backend];
 	struct backend_identity id = {0, 0, 0};
 	struct errmsg err = {{0}};
-	uint64_t delay;
 	int r;
 
 	pthread_mutex_unlock(&b->lock);
 	r = cb->ops->maintain(b->backends[backend], clock_wall(b->clk), &id,
 			      &err);
 	pthread_mutex_lock(&b->lock);
-	if (r < 0) {
-		delay = sched_backoff(bs->failures++, broker_random());
-		(void)snprintf(bs->last_error, sizeof(bs->last_error),
-			       "identity: %s", err.text);
-		log_warnx("event=identity_failed backend=%s errno=%d "
-			  "retry_in_ms=%llu error=\"%s\"",
-			  cb->name, -r, (unsigned long long)(delay / 1000),
-			  err.text);
-		(void)broker_schedule(b, backend, SCHED_MAINTAIN,
-				      clock_mono(b->clk) + delay, 0);
-		return;
-	}
+	if (r < 0)
+		return broker_maintain_failed(b, backend, r, &err);
+	/* What died while maintain ran goes first, judged by what was known
+	 * before this answer. */
+	broker_reap_identity(b, backend);
 	bs->failures = 0;
 	bs->last_error[0] = '\0';
 	if (id.generation != bs->generation && bs->generation != 0)
@@ -673,13 +794,18 @@ static void broker_job_maintain(struct broker *b, size_t backend)
 				       "type", cb->ops->type, "identity",
 				       (json_int_t)id.generation),
 			     0, NULL, NULL);
+	broker_identity_track(b, backend, &id);
 	if (id.generation != bs->generation) {
 		if (bs->generation != 0)
 			broker_reissue_old_identity(b, backend, id.generation);
 		bs->generation = id.generation;
 	}
-	(void)broker_schedule(b, backend, SCHED_MAINTAIN,
-			      broker_wall_to_mono(b, id.next_wall), 0);
+	broker_reap_identity(b, backend);
+	(void)broker_schedule(
+	    b, backend, SCHED_MAINTAIN,
+	    broker_maintain_at(bs, clock_mono(b->clk),
+			       broker_wall_to_mono(b, id.next_wall)),
+	    0);
 }
 
 /* An upstream that no longer knows a current lease had it revoked from
@@ -694,6 +820,12 @@ static int broker_check_one(struct broker *b, size_t slot)
 	struct lease lease = s->lease;
 	int r;
 
+	/* A lease that died with its identity is not found either: that is
+	 * an expiry, not a revocation from outside. */
+	if (broker_identity_dead(b, s, clock_mono(b->clk))) {
+		broker_identity_lost(b, slot, clock_mono(b->clk));
+		return 0;
+	}
 	pthread_mutex_unlock(&b->lock);
 	r = s->ops->check(s->backend, &lease, &err);
 	pthread_mutex_lock(&b->lock);
@@ -704,7 +836,10 @@ static int broker_check_one(struct broker *b, size_t slot)
 				  s->cfg->name, -r);
 		return r == -ENOENT ? 0 : r;
 	}
-	broker_revoked_upstream(b, slot, err.text);
+	if (broker_identity_dead(b, s, clock_mono(b->clk)))
+		broker_identity_lost(b, slot, clock_mono(b->clk));
+	else
+		broker_revoked_upstream(b, slot, err.text);
 	return 0;
 }
 

@@ -67,6 +67,13 @@ struct broker_secret {
 /* A backend's identity as the broker tracks it (protected by broker.lock). */
 struct broker_backend {
 	uint64_t generation; /* of the backend's current identity */
+	/* When identities die on the monotonic clock (UINT64_MAX: never),
+	 * known once generation is not 0: the current one, and the earliest
+	 * of those it replaced that may still back a lease.  A lease dies
+	 * with the identity that issued it (Vault revokes a token's leases
+	 * with the token), whatever its own expiry says. */
+	uint64_t expires_mono;
+	uint64_t old_expires_mono;
 	bool dormant; /* not logged in: its identity was revoked, or every
 		       * secret of it was frozen at start; unfreeze wakes it */
 	unsigned failures;

@@ -42,6 +42,7 @@ static struct {
 	int renew_result;
 	int revoke_result;
 	int check_result;
+	int maintain_result;
 	bool polled;	     /* issue values that never expire (KV) */
 	unsigned kv_version; /* the polled value's version */
 	unsigned issues, renews, revokes, maintains, checks, revoke_alls;
@@ -132,6 +133,9 @@ static int fake_maintain(struct backend *b, int64_t now_wall,
 			 struct backend_identity *out, struct errmsg *err)
 {
 	fake.maintains++;
+	if (fake.maintain_result < 0)
+		return errmsg_set(err, fake.maintain_result,
+				  "fake login failed");
 	out->generation = fake.identity;
 	out->expires_wall = now_wall + 60 * (int64_t)SEC;
 	out->next_wall = now_wall + 10 * (int64_t)SEC;
@@ -653,6 +657,79 @@ START_TEST(test_broker_new_identity_reissues_old_leases)
 }
 END_TEST
 
+/* Logins fail while the identity runs out (its last renewal at 10 s made
+ * it live until 70 s): the lease, good for an hour by itself, died with
+ * it, so it is served until 70 s and not after; the upstream no longer
+ * knowing it is no revocation (no freeze), and once a login works a new
+ * credential comes at once. */
+START_TEST(test_broker_identity_death_expires_its_leases)
+{
+	struct broker *b = make_broker_of("fakeid", "1h", "24h");
+	uint64_t start = now_usec;
+
+	fake.identity = 1;
+	run_at(b, now_usec);
+	ck_assert_uint_eq(fake.issues, 1);
+	run_until(b, start + 15 * SEC);
+	fake.maintain_result = -EACCES;
+	run_until(b, start + 70 * SEC - 1);
+	ck_assert_uint_ge(fake.maintains, 4);
+	ck_assert_uint_eq(current_seq(b), 1);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	run_until(b, start + 70 * SEC);
+	ck_assert_ptr_null(store_pin_current(b->store, 0));
+	ck_assert(!b->secrets[0].has_lease);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_PENDING);
+	ck_assert_ptr_nonnull(
+	    strstr(b->secrets[0].last_error, "fake login failed"));
+	/* Gone upstream with its identity: looked up, renewed or revoked,
+	 * the lease is unknown now. */
+	fake.check_result = fake.renew_result = -ENOENT;
+	run_until(b, start + 100 * SEC);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_PENDING);
+	ck_assert_uint_eq(fake.issues, 1);
+	/* A login works again: a new credential at once. */
+	fake.maintain_result = fake.check_result = fake.renew_result = 0;
+	fake.identity = 2;
+	run_until(b, start + 300 * SEC);
+	ck_assert_uint_eq(fake.issues, 2);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	ck_assert_uint_eq(b->secrets[0].lease.identity, 2);
+	ck_assert_str_eq(b->secrets[0].last_error, "");
+	ck_assert_str_eq(fake.revoked[0], "role1");
+	broker_free(b);
+}
+END_TEST
+
+/* A new login leaves the old identity alive until its expiry: a lease of
+ * it that cannot be re-issued (issues fail) leaves the mount then, not at
+ * its own expiry. */
+START_TEST(test_broker_old_identity_death_expires_its_leases)
+{
+	struct broker *b = make_broker_of("fakeid", "1h", "24h");
+	uint64_t start = now_usec;
+
+	fake.identity = 1;
+	run_at(b, now_usec);
+	run_until(b, start + 15 * SEC);
+	/* Identity 1 was renewed at 10 s: it dies at 70 s. */
+	fake.identity = 2;
+	fake.issue_result = -ECONNREFUSED;
+	run_until(b, start + 70 * SEC - 1);
+	ck_assert_uint_eq(current_seq(b), 1);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	ck_assert_uint_eq(b->secrets[0].lease.identity, 1);
+	run_until(b, start + 70 * SEC);
+	ck_assert_ptr_null(store_pin_current(b->store, 0));
+	ck_assert_int_eq(b->secrets[0].state, SECRET_PENDING);
+	fake.issue_result = 0;
+	run_until(b, start + 400 * SEC);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	ck_assert_uint_eq(b->secrets[0].lease.identity, 2);
+	broker_free(b);
+}
+END_TEST
+
 /* A renewal that finds the lease gone upstream takes the credential out
  * of the mount at once and freezes, as the lease check would. */
 START_TEST(test_broker_renewal_finding_lease_gone_freezes)
@@ -1035,6 +1112,8 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_revoke_all_revokes_identities);
 	tcase_add_test(tc, test_broker_polls_unchanged_value_without_churn);
 	tcase_add_test(tc, test_broker_new_identity_reissues_old_leases);
+	tcase_add_test(tc, test_broker_identity_death_expires_its_leases);
+	tcase_add_test(tc, test_broker_old_identity_death_expires_its_leases);
 	tcase_add_test(tc, test_broker_lease_revoked_outside_is_frozen);
 	tcase_add_test(tc, test_broker_renewal_finding_lease_gone_freezes);
 	tcase_add_test(tc, test_broker_late_renewal_reissues);
