@@ -135,17 +135,20 @@ size_t sched_count(const struct sched *s)
 
 uint64_t sched_renew_at(uint64_t start, uint64_t expires, uint32_t rnd)
 {
-	uint64_t life, permille;
+	uint64_t life, ppm;
 
 	if (expires <= start)
 		return start;
 	life = expires - start;
-	/* 620..720 permille: near Vault Agent's 2/3, spread so that many
-	 * brokers started together do not renew in lockstep. */
-	permille = 620 + rnd % 101;
-	if (life > UINT64_MAX / 1000)
-		return start + life / 1000 * permille;
-	return start + life * permille / 1000;
+	/* 62..72 % of the life: near Vault Agent's 2/3, spread so that many
+	 * leases issued together do not renew in lockstep.  In parts per
+	 * million, not per mille: 101 possible instants would bunch the
+	 * renewals of long leases into bursts a hundredth of their life
+	 * apart. */
+	ppm = 620000 + rnd % 100001;
+	if (life > UINT64_MAX / 1000000)
+		return start + life / 1000000 * ppm;
+	return start + life * ppm / 1000000;
 }
 
 uint64_t sched_backoff(unsigned attempt, uint32_t rnd)

@@ -79,13 +79,20 @@ END_TEST
 
 START_TEST(test_scheduler_renew_at_two_thirds_with_jitter)
 {
-	uint64_t start = 1000 * SEC, ttl = 60 * SEC, at;
+	uint64_t start = 1000 * SEC, ttl = 60 * SEC, at, prev = 0;
 	uint32_t rnd;
 
-	for (rnd = 0; rnd < 1000; rnd += 7) {
+	for (rnd = 0; rnd < 4000000000U; rnd += 7919 * 13) {
 		at = sched_renew_at(start, start + ttl, rnd);
 		ck_assert_uint_ge(at, start + ttl * 62 / 100);
 		ck_assert_uint_le(at, start + ttl * 72 / 100);
+	}
+	/* Fine-grained: leases issued together renew spread over the whole
+	 * window, not in a hundred bursts. */
+	for (rnd = 0; rnd < 2000; rnd++) {
+		at = sched_renew_at(start, start + 3600 * SEC, rnd);
+		ck_assert_uint_gt(at, prev);
+		prev = at;
 	}
 	ck_assert_uint_ne(sched_renew_at(start, start + ttl, 0),
 			  sched_renew_at(start, start + ttl, 100));
