@@ -10,22 +10,23 @@
 #include "kv.h"
 #include "secret.h"
 
-/* The pages of a secret must be excluded from core dumps: /proc/self/smaps
- * shows "dd" in VmFlags for the mapping. */
+/* The mapping that holds addr shows flag (" dd": not dumped, " lo":
+ * locked) in its VmFlags in /proc/self/smaps. */
 static bool mapping_has_flag(const void *addr, const char *flag)
 {
-	char line[512], want[64];
+	unsigned long a = (unsigned long)addr, start, end;
+	char line[512];
 	bool in = false, found = false;
 	FILE *f = fopen("/proc/self/smaps", "re");
 
 	ck_assert_ptr_nonnull(f);
-	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		/* Mapping headers start with a lower-case hex address,
 		 * field lines with a capitalised name. */
 		if ((line[0] >= '0' && line[0] <= '9') ||
 		    (line[0] >= 'a' && line[0] <= 'f'))
-			in = strncmp(line, want, strlen(want)) == 0;
+			in = sscanf(line, "%lx-%lx", &start, &end) == 2 &&
+			     a >= start && a < end;
 		if (in && strncmp(line, "VmFlags:", 8) == 0 &&
 		    strstr(line, flag) != NULL)
 			found = true;
@@ -55,6 +56,71 @@ START_TEST(test_secret_pages_not_dumped)
 
 	ck_assert_int_eq(secret_new(100, &s), 0);
 	ck_assert(mapping_has_flag(secret_expose(s, NULL), " dd"));
+	secret_free(s);
+}
+END_TEST
+
+/* Small secrets share locked, undumped slabs; a large one has its own
+ * mapping, with the same flags. */
+START_TEST(test_secret_small_ones_share_slabs)
+{
+	struct secret *a, *b, *big;
+	char *pa, *pb;
+
+	ck_assert_int_eq(secret_from("hunter2", 7, &a), 0);
+	ck_assert_int_eq(secret_from("correct-horse", 13, &b), 0);
+	pa = secret_expose(a, NULL);
+	pb = secret_expose(b, NULL);
+	ck_assert_uint_lt((unsigned long)(pa > pb ? pa - pb : pb - pa),
+			  16 * 1024);
+	ck_assert(mapping_has_flag(pa, " dd"));
+	ck_assert_int_eq(secret_new(64 * 1024, &big), 0);
+	ck_assert(mapping_has_flag(secret_expose(big, NULL), " dd"));
+#ifndef __SANITIZE_ADDRESS__ /* ASan's mlock() locks nothing */
+	ck_assert(mapping_has_flag(pa, " lo"));
+	ck_assert(mapping_has_flag(secret_expose(big, NULL), " lo"));
+#endif
+	ck_assert_mem_eq(pa, "hunter2", 7);
+	ck_assert_mem_eq(pb, "correct-horse", 13);
+	secret_free(big);
+	secret_free(a);
+	secret_free(b);
+}
+END_TEST
+
+/* A chunk given back is wiped before anyone gets it again, and slabs fill,
+ * empty and go away without mixing two secrets. */
+START_TEST(test_secret_chunks_wiped_and_reused)
+{
+	enum { N = 3000 };
+	static struct secret *many[N];
+	struct secret *s;
+	unsigned char *p;
+	size_t i, j, len;
+	char want[40];
+
+	for (i = 0; i < N; i++) {
+		len = (size_t)snprintf(want, sizeof(want), "value-%zu", i);
+		ck_assert_int_eq(secret_from(want, len, &many[i]), 0);
+	}
+	for (i = 0; i < N; i += 2) {
+		secret_free(many[i]);
+		many[i] = NULL;
+	}
+	for (i = 0; i < N; i += 2) {
+		ck_assert_int_eq(secret_new(20, &many[i]), 0);
+		p = secret_expose(many[i], NULL);
+		for (j = 0; j < 32; j++)
+			ck_assert_int_eq(p[j], 0);
+	}
+	for (i = 1; i < N; i += 2) {
+		len = (size_t)snprintf(want, sizeof(want), "value-%zu", i);
+		ck_assert_mem_eq(secret_expose(many[i], NULL), want, len);
+	}
+	for (i = 0; i < N; i++)
+		secret_free(many[i]);
+	ck_assert_int_eq(secret_new(0, &s), 0);
+	ck_assert_uint_eq(secret_capacity(s), 0);
 	secret_free(s);
 }
 END_TEST
@@ -116,6 +182,8 @@ static Suite *secret_suite(void)
 	tcase_add_test(tc, test_secret_holds_bytes);
 	tcase_add_test(tc, test_secret_pages_not_dumped);
 	tcase_add_test(tc, test_secret_caps_size);
+	tcase_add_test(tc, test_secret_small_ones_share_slabs);
+	tcase_add_test(tc, test_secret_chunks_wiped_and_reused);
 	tcase_add_test(tc, test_secret_wipe_zeroes);
 	tcase_add_test(tc, test_secret_kv_set_get_replace);
 	suite_add_tcase(s, tc);
