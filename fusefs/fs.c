@@ -396,6 +396,25 @@ static struct version *fs_pin(struct fs *fs, const struct fs_node *n)
 	return store_pin_seq(fs->st, n->slot, n->seq);
 }
 
+/* Why a file node of version n->seq cannot be pinned: -ESTALE when a newer
+ * version is current (the kernel may still hold the top-level name of the
+ * old one: ESTALE makes the VFS look the path up again, LOOKUP_REVAL, and
+ * open or stat the version the name has moved to; a ..vN path then gets
+ * ENOENT from that lookup), else -ENOENT. */
+static int fs_gone(struct fs *fs, const struct fs_node *n)
+{
+	struct version *cur;
+	int r = -ENOENT;
+
+	if (n->kind != FS_VER_FILE)
+		return r;
+	cur = store_pin_current(fs->st, n->slot);
+	if (cur != NULL && version_seq(cur) > n->seq)
+		r = -ESTALE;
+	version_unref(cur);
+	return r;
+}
+
 /* Attributes of node n as the store shows it now; -ENOENT once gone. */
 static int fs_node_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 {
@@ -414,8 +433,10 @@ static int fs_node_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 		break;
 	}
 	v = fs_pin(fs, n);
-	if (v == NULL)
+	if (v == NULL) {
+		r = fs_gone(fs, n);
 		goto out;
+	}
 	if (n->kind == FS_VER_DIR)
 		fs_stat_dir(fs, n, st);
 	else if (n->kind == FS_DATA_LINK)
@@ -542,7 +563,8 @@ static void fs_op_getattr(fuse_req_t req, fuse_ino_t ino,
 	} else if (r == 0) {
 		r = fs_node_stat(fs, &n, &st);
 		/* A handle the kernel opened by itself (FS_CACHE_FAST). */
-		if (r == -ENOENT && fi != NULL && n.kind == FS_VER_FILE)
+		if ((r == -ENOENT || r == -ESTALE) && fi != NULL &&
+		    n.kind == FS_VER_FILE)
 			r = -EIO;
 	}
 	if (r < 0)
@@ -637,6 +659,8 @@ static int fs_open_handle(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 		return n.kind == FS_DATA_LINK ? -ELOOP : -EISDIR;
 	r = -ENOENT;
 	v = fs_pin(fs, &n);
+	if (v == NULL)
+		r = fs_gone(fs, &n);
 	if (v == NULL || !version_has_file(v, n.file))
 		goto out;
 	info = store_slot_info(fs->st, n.slot);

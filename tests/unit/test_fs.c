@@ -9,6 +9,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -961,6 +962,29 @@ START_TEST(test_fs_audited_rotation_changes_inode)
 }
 END_TEST
 
+/* A name the kernel still maps to a version pushed out of the listing
+ * (its invalidation not yet delivered) opens the current one: ESTALE makes
+ * the VFS look the name up again. */
+START_TEST(test_fs_audited_stale_name_reopens_current)
+{
+	struct stat sb;
+	char val[16];
+	uint64_t seq;
+
+	ck_assert_int_eq(stat_rel("db/password", &sb), 0);
+	store_set_listener(st, NULL, NULL);
+	for (seq = 2; seq <= 6; seq++) {
+		(void)snprintf(val, sizeof(val), "pw-%" PRIu64, seq);
+		publish(SLOT_DB, seq, T0 + HOUR, "password", val, NULL);
+	}
+	store_set_listener(st, fs_invalidate, fs);
+	assert_content("db/password", "pw-6");
+	ck_assert_int_eq(stat_rel("db/password", &sb), 0);
+	ck_assert_int_eq(sb.st_size, 4);
+	ck_assert_int_eq(open_rel("db/..v1/password", O_RDONLY), -ENOENT);
+}
+END_TEST
+
 /* FS_CACHE_NONE: every read reaches the broker, so an unnoticed kill is
  * seen by the very next read. */
 START_TEST(test_fs_none_reads_through)
@@ -1072,6 +1096,8 @@ static Suite *fs_suite(void)
 			 test_fs_audited_caches_pages_until_invalidated);
 	fs_add_mode_case(s, "audited_rotation", setup_audited,
 			 test_fs_audited_rotation_changes_inode);
+	fs_add_mode_case(s, "audited_stale_name", setup_audited,
+			 test_fs_audited_stale_name_reopens_current);
 	fs_add_mode_case(s, "none", setup_none, test_fs_none_reads_through);
 	fs_add_mode_case(s, "fast", setup_fast, test_fs_fast_kernel_opens);
 	return s;
