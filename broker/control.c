@@ -1,12 +1,14 @@
 /* The control socket, in the manner of ssh-agent: the socket is created
  * under a tight umask, every peer's uid is checked with SO_PEERCRED, and a
  * message has a hard size cap.  A thread per connection (bounded) keeps one
- * slow or hostile client from blocking a responder's revoke. */
+ * slow or hostile client from blocking a responder's revoke; when silent
+ * clients hold every slot, the one silent longest makes room. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,15 +34,22 @@ struct control {
 	control_handler handler;
 	void *arg;
 	pthread_t thread;
-	pthread_mutex_t lock; /* protects clients */
+	pthread_mutex_t lock; /* protects the fields below */
 	pthread_cond_t idle;
-	unsigned clients;
+	unsigned clients;  /* threads, evicted ones included */
+	unsigned evicting; /* evicted, not yet gone */
+	struct control_client *oldest, *newest; /* every client, by age */
 };
 
 struct control_client {
 	struct control *ctl;
-	int fd;
+	int fd; /* open while on the list: eviction shuts it down */
 	struct control_peer peer;
+	/* Protected by ctl->lock. */
+	struct control_client *older, *newer;
+	int64_t accepted_ms;
+	bool running; /* its request was read: a command runs, never evicted */
+	bool evicted; /* its socket was shut down to make room */
 };
 
 static int control_addr(const char *path, struct sockaddr_un *addr)
@@ -276,8 +285,9 @@ static json_t *control_refusal(const char *text)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", text);
 }
 
-static json_t *control_dispatch(struct control_client *cl, char *buf,
-				ssize_t len)
+static json_t *control_dispatch(const char *buf, ssize_t len,
+				const struct control_peer *peer,
+				control_handler handler, void *arg)
 {
 	json_error_t jerr;
 	json_t *req, *reply;
@@ -291,9 +301,56 @@ static json_t *control_dispatch(struct control_client *cl, char *buf,
 		json_decref(req);
 		return control_refusal("request is not a JSON object");
 	}
-	reply = cl->ctl->handler(cl->ctl->arg, &cl->peer, req);
+	reply = handler(arg, peer, req);
 	json_decref(req);
 	return reply != NULL ? reply : control_refusal("out of memory");
+}
+
+json_t *control_serve(int fd, const struct control_peer *peer,
+		      control_handler handler, void *arg, int timeout_ms)
+{
+	json_t *reply;
+	ssize_t len;
+	char *buf;
+
+	buf = malloc(CONTROL_MAX_MSG);
+	if (buf == NULL)
+		return control_refusal("out of memory");
+	len = control_read_line(fd, buf, CONTROL_MAX_MSG, timeout_ms);
+	reply = control_dispatch(buf, len, peer, handler, arg);
+	free(buf);
+	return reply;
+}
+
+static void control_unlink(struct control *c, struct control_client *cl)
+{
+	if (cl->older != NULL)
+		cl->older->newer = cl->newer;
+	else
+		c->oldest = cl->newer;
+	if (cl->newer != NULL)
+		cl->newer->older = cl->older;
+	else
+		c->newest = cl->older;
+	cl->older = cl->newer = NULL;
+}
+
+/* Runs the command unless the client was evicted while its request came
+ * in: a command either runs with its socket intact or not at all. */
+static json_t *control_client_handle(void *arg, const struct control_peer *peer,
+				     const json_t *request)
+{
+	struct control_client *cl = arg;
+	struct control *c = cl->ctl;
+	bool evicted;
+
+	pthread_mutex_lock(&c->lock);
+	evicted = cl->evicted;
+	cl->running = !evicted;
+	pthread_mutex_unlock(&c->lock);
+	if (evicted)
+		return control_refusal("busy: every slot was taken");
+	return c->handler(c->arg, peer, request);
 }
 
 static void *control_client_thread(void *arg)
@@ -301,17 +358,9 @@ static void *control_client_thread(void *arg)
 	struct control_client *cl = arg;
 	struct control *c = cl->ctl;
 	json_t *reply;
-	ssize_t len;
-	char *buf;
 
-	buf = malloc(CONTROL_MAX_MSG);
-	if (buf == NULL) {
-		reply = control_refusal("out of memory");
-	} else {
-		len = control_read_line(cl->fd, buf, CONTROL_MAX_MSG,
-					CONTROL_READ_TIMEOUT_MS);
-		reply = control_dispatch(cl, buf, len);
-	}
+	reply = control_serve(cl->fd, &cl->peer, control_client_handle, cl,
+			      CONTROL_READ_TIMEOUT_MS);
 	/* The command has run: a reply too large still answers the CLI. */
 	if (reply != NULL &&
 	    control_send_json(cl->fd, reply, CONTROL_READ_TIMEOUT_MS) ==
@@ -325,13 +374,17 @@ static void *control_client_thread(void *arg)
 						CONTROL_READ_TIMEOUT_MS);
 	}
 	json_decref(reply);
-	free(buf);
-	close(cl->fd);
-	free(cl);
+	/* Off the list before the descriptor closes: an eviction never
+	 * shuts down a number the kernel gave to someone else. */
 	pthread_mutex_lock(&c->lock);
+	control_unlink(c, cl);
+	if (cl->evicted)
+		c->evicting--;
 	c->clients--;
 	pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock);
+	close(cl->fd);
+	free(cl);
 	return NULL;
 }
 
@@ -347,6 +400,36 @@ static void control_refuse_peer(struct control_client *cl)
 	json_decref(reply);
 	close(cl->fd);
 	free(cl);
+}
+
+/* Whether a new client may have a slot, making one when all are taken:
+ * the client that has been sending nothing (or not a whole request) for
+ * longest is cut off, so silent clients cannot keep a responder's revoke
+ * out for CONTROL_READ_TIMEOUT_MS.  A client whose command runs keeps its
+ * slot; when every slot runs one, the new client is refused.  Evicted
+ * threads leave at once (their read ends); until they do they count
+ * against a hard cap of twice the slots.  Called with c->lock held. */
+static bool control_make_room(struct control *c)
+{
+	struct control_client *cl;
+
+	if (c->clients - c->evicting < CONTROL_MAX_CLIENTS)
+		return true;
+	if (c->clients >= 2 * CONTROL_MAX_CLIENTS)
+		return false;
+	for (cl = c->oldest; cl != NULL; cl = cl->newer)
+		if (!cl->running && !cl->evicted)
+			break;
+	if (cl == NULL)
+		return false;
+	cl->evicted = true;
+	c->evicting++;
+	(void)shutdown(cl->fd, SHUT_RDWR);
+	log_warnx("event=control_evicted uid=%u pid=%d comm=\"%s\" "
+		  "silent_ms=%lld reason=\"every client slot taken\"",
+		  (unsigned)cl->peer.uid, (int)cl->peer.pid, cl->peer.comm,
+		  (long long)(control_now_ms() - cl->accepted_ms));
+	return true;
 }
 
 static void control_accept_one(struct control *c)
@@ -379,7 +462,7 @@ static void control_accept_one(struct control *c)
 		return;
 	}
 	pthread_mutex_lock(&c->lock);
-	if (c->clients >= CONTROL_MAX_CLIENTS) {
+	if (!control_make_room(c)) {
 		pthread_mutex_unlock(&c->lock);
 		log_warnx("event=control_busy uid=%u", (unsigned)cred.uid);
 		close(fd);
@@ -387,9 +470,17 @@ static void control_accept_one(struct control *c)
 		return;
 	}
 	c->clients++;
+	cl->accepted_ms = control_now_ms();
+	cl->older = c->newest;
+	if (c->newest != NULL)
+		c->newest->newer = cl;
+	else
+		c->oldest = cl;
+	c->newest = cl;
 	pthread_mutex_unlock(&c->lock);
 	if (pthread_create(&thread, NULL, control_client_thread, cl) != 0) {
 		pthread_mutex_lock(&c->lock);
+		control_unlink(c, cl);
 		c->clients--;
 		pthread_mutex_unlock(&c->lock);
 		close(fd);

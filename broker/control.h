@@ -3,7 +3,10 @@
  * line, both JSON objects of at most CONTROL_MAX_MSG bytes.  The peer's uid
  * (SO_PEERCRED) must be root or in the allowlist.  Each connection is served
  * on its own thread (at most CONTROL_MAX_CLIENTS at once, each with a read
- * timeout), so one slow client never blocks another. */
+ * timeout), so one slow client never blocks another.  With every slot
+ * taken, a new client evicts the one that has been waiting longest without
+ * sending a whole request: only clients whose commands run can make the
+ * socket busy. */
 #ifndef CREDBROKER_CONTROL_H
 #define CREDBROKER_CONTROL_H
 
@@ -47,6 +50,16 @@ int control_start(const char *path, const uid_t *allowed, size_t allowed_count,
 /* Stops accepting, waits for running handlers, removes the socket.
  * NULL-safe. */
 void control_stop(struct control *c);
+
+/* Serves one connection's request, as each connection's thread does: reads
+ * one line from fd (at most CONTROL_MAX_MSG bytes, all within timeout_ms),
+ * parses it and passes it to handler.  Returns the reply to send (owned by
+ * the caller): the handler's, or a refusal object for a request that is
+ * too large, incomplete or not a JSON object; NULL only when out of memory.
+ * Sends nothing and does not check the peer.  Exported for
+ * tests/fuzz/fuzz_control.c, which drives it without a listening socket. */
+json_t *control_serve(int fd, const struct control_peer *peer,
+		      control_handler handler, void *arg, int timeout_ms);
 
 /* Client side: sends request to the socket at path and returns the reply in
  * *reply (owned by the caller).  Returns 0, -ENOENT/-ECONNREFUSED when no

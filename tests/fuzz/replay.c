@@ -1,6 +1,9 @@
 /* Replays a fuzz target's corpus as a plain test, so a build without clang
  * still re-runs every kept input (systemd's and wireguard-tools' practice).
- * Usage: NAME_replay DIR...; each regular file is one input. */
+ * Usage: NAME_replay DIR...; each regular file is one input.  An input
+ * that crashes the target (abort, a signal, a sanitizer report) kills the
+ * process and fails the test; its name is on stderr just before.  A file
+ * that cannot be read fails it too: a kept crash must never be skipped. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -19,19 +22,21 @@ static int replay_file(int dirfd, const char *name)
 	ssize_t n;
 	int fd;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		if (fd >= 0)
-			close(fd);
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
 		return 0;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
 	close(fd);
-	if (n < 0) {
+	if (n < 0 || n != st.st_size) {
 		free(buf);
 		return -1;
 	}
+	fprintf(stderr, "replay: %s\n", name);
 	(void)LLVMFuzzerTestOneInput(buf, (size_t)n);
 	free(buf);
 	return 1;

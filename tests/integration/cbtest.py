@@ -17,7 +17,11 @@ stopped by PID (SIGTERM, then SIGKILL), mounts detached (fusermount3 -u -z,
 else umount -l), temporary directories removed.  Before PostgreSQL goes away
 every log the class produced (each broker's stderr, the CLI's output, the
 PostgreSQL server log) is searched for every password the tests saw in the
-mount (issue 2, "Tests" item 8): a hit fails the class.
+mount (issue 2, "Tests" item 8): a hit fails the class.  Before a test's
+temp dir is removed, every regular file in it (the mount excluded: never
+read through it) and each broker's state_file are searched the same way
+(issue 6): a hit fails that test.  A file listed for a check that is
+missing or unreadable fails too, never passes unseen.
 
 Environment: CB_BUILD_DIR (holds the credbroker binary), CB_SOURCE_DIR.
 """
@@ -30,6 +34,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -84,9 +89,10 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
-# --- password registry and log leak check (spec item 8) --------------------
+# --- secret registry and leak checks (spec item 8, issue 6) ---------------
 
 _PASSWORDS = set()
+_INPUTS = {}   # realpath -> the secrets it may hold (note_secret_input)
 _PW_LOCK = threading.Lock()
 
 
@@ -101,21 +107,161 @@ def passwords():
         return set(_PASSWORDS)
 
 
-def find_leaks(paths):
-    """[(path, password-prefix)] for every known password found in a file
-    of paths (missing files are skipped)."""
-    pws = passwords()
+def note_secret_input(path, *values):
+    """Marks path as a file through which a test hands the broker a secret
+    of its own (a service-account token, an admin DSN).  The leak checks
+    allow a known secret there only as the file's whole content (a token
+    file) or as one of values (the password in a DSN): any other secret in
+    it is still a leak."""
+    with _PW_LOCK:
+        _INPUTS.setdefault(os.path.realpath(path), set()).update(
+            v.encode() for v in values if v)
+
+
+def _file_hits(path, data, needles):
+    with _PW_LOCK:
+        allowed = _INPUTS.get(os.path.realpath(path))
+    if allowed is not None:
+        allowed = allowed | {data.strip()}
+    return [(path, n[:4].decode(errors="replace") + "...") for n in needles
+            if n in data and not (allowed and n in allowed)]
+
+
+def _read_regular(path):
+    """The bytes of path, or None when it is not a regular file (a socket,
+    a FIFO, a device: never opened for reading, never waited on).  Never
+    follows a symlink.  Raises OSError when it cannot be read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                 | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def _needles(secrets):
+    return [s.encode() for s in (passwords() if secrets is None
+                                 else secrets) if s]
+
+
+def find_leaks(paths, secrets=None):
+    """[(path, what)] for every known secret (default: every one recorded)
+    found in a file of paths.  A listed file that is missing, unreadable
+    or not a regular file is a hit too: a check that skips it proves
+    nothing."""
+    needles = _needles(secrets)
     hits = []
     for p in paths:
         try:
-            with open(p, "rb") as f:
-                data = f.read()
-        except OSError:
+            data = _read_regular(p)
+        except OSError as e:
+            hits.append((p, "(cannot read: %s)" % ename(e.errno)))
             continue
-        for pw in pws:
-            if pw.encode() in data:
-                hits.append((p, pw[:4] + "..."))
+        if data is None:
+            hits.append((p, "(not a regular file)"))
+            continue
+        hits += _file_hits(p, data, needles)
     return hits
+
+
+def mountpoints():
+    """Every mountpoint in /proc/mounts (the kernel's absolute paths)."""
+    with open("/proc/mounts") as f:
+        return {_unescape_mount(ln.split()[1]) for ln in f
+                if len(ln.split()) > 1}
+
+
+def _canonical(path):
+    """path with its parent resolved, itself not touched: a stale FUSE
+    mount there must not be stat'ed."""
+    path = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)),
+                        os.path.basename(path))
+
+
+def scan_tree(root, secrets=None, prune=(), done=None):
+    """(hits, files searched): every regular file under root searched for
+    every known secret (default: every one recorded), as find_leaks does;
+    done maps a path to the secrets it was already searched for (a log
+    copied out of a test's dir, searched there).  A mountpoint
+    (/proc/mounts) or a path in prune is never entered nor stat'ed: nothing
+    is read through a mount.  Symlinks, sockets, FIFOs and devices are
+    skipped; a directory or file that cannot be read is a hit."""
+    needles = _needles(secrets)
+    done = done or {}
+    skip = mountpoints() | {_canonical(p) for p in prune}
+    hits, files, stack = [], 0, [os.path.realpath(root)]
+    while stack:
+        d = stack.pop()
+        if d in skip:
+            continue
+        try:
+            with os.scandir(d) as it:
+                entries = [e.path for e in it]
+        except OSError as e:
+            hits.append((d, "(cannot list: %s)" % ename(e.errno)))
+            continue
+        for p in entries:
+            if p in skip:
+                continue
+            try:
+                mode = os.lstat(p).st_mode
+                if stat.S_ISDIR(mode):
+                    stack.append(p)
+                    continue
+                if not stat.S_ISREG(mode):
+                    continue
+                data = _read_regular(p)
+            except FileNotFoundError:
+                continue   # a socket the broker removed as it stopped
+            except OSError as e:
+                hits.append((p, "(cannot read: %s)" % ename(e.errno)))
+                continue
+            if data is not None:
+                files += 1
+                seen = done.get(p, ())
+                hits += _file_hits(p, data, [n for n in needles
+                                             if n not in seen])
+    return hits, files
+
+
+def proc_secret_hits(pid, secrets):
+    """[(file, secret-prefix)] for every secret in /proc/PID/environ and
+    /proc/PID/cmdline of pid and of each of its children (the hook spawner,
+    the unmounter): no secret in an environment or a command line
+    (invariant 1)."""
+    pids = [pid] + [int(d) for d in os.listdir("/proc") if d.isdigit()
+                    and _ppid(int(d)) == pid]
+    needles = [s.encode() for s in secrets if s]
+    hits = []
+    for p in pids:
+        for name in ("environ", "cmdline"):
+            path = "/proc/%d/%s" % (p, name)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except (FileNotFoundError, ProcessLookupError):
+                if p == pid:
+                    raise
+                continue   # a child that exited meanwhile
+            hits += [(path, n[:4].decode(errors="replace") + "...")
+                     for n in needles if n in data]
+    return hits
+
+
+def _ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 # --- libpq through ctypes ----------------------------------------------------
@@ -489,6 +635,12 @@ class Broker:
                     pass
             note_files(files)
 
+    def state_file(self):
+        """The freeze list's path: as configured, else beside the control
+        socket (broker/config.c)."""
+        return self.cfg.get("state_file") or os.path.join(
+            os.path.dirname(self.socket), "state.json")
+
     # -- process --
 
     def alive(self):
@@ -664,6 +816,7 @@ class BrokerTestCase(unittest.TestCase):
         if not os.access(BROKER, os.X_OK):
             raise unittest.SkipTest("no broker binary at %s" % BROKER)
         cls._class_logs = []
+        cls._scanned = {}   # copied log -> the secrets it was searched for
         cls.class_tmp = tempfile.mkdtemp(prefix="cbit-")
         os.chmod(cls.class_tmp, 0o755)
         if cls.with_pg:
@@ -707,11 +860,20 @@ class BrokerTestCase(unittest.TestCase):
             if sanitizer:
                 raise AssertionError("sanitizer reports in logs: %r"
                                      % sanitizer)
-            hits = find_leaks(logs)
-            log("leak check: %d passwords seen, %d log files searched, "
-                "%d hits" % (len(passwords()), len(logs), len(hits)))
+            # The class's own files (copied logs, simulator logs, inputs)
+            # as a tree; a listed log elsewhere (PostgreSQL's) by name.
+            outside = [p for p in logs if not _under(p, cls.class_tmp)]
+            hits = [(p, "(listed, missing)") for p in logs
+                    if _under(p, cls.class_tmp) and not os.path.lexists(p)]
+            hits += find_leaks(outside)
+            found, files = scan_tree(cls.class_tmp, done=cls._scanned)
+            hits += found
+            log("leak check: %d passwords seen, %d logs and %d class files "
+                "searched, %d hits" % (len(passwords()), len(outside),
+                                       files, len(hits)))
             if hits:
-                raise AssertionError("passwords found in logs: %r" % hits)
+                raise AssertionError("secrets found in the class's logs "
+                                     "or files: %r" % hits)
         finally:
             if cls.pg is not None:
                 cls.pg.stop()
@@ -737,6 +899,7 @@ class BrokerTestCase(unittest.TestCase):
                 force_unmount(d)
         # Logs outlive the temp dir: copy them into the class dir so the
         # leak check at class end still sees them.
+        copies = []
         for b in self.brokers:
             for p in (b.log_path, b.cli_log):
                 if os.path.exists(p):
@@ -744,10 +907,62 @@ class BrokerTestCase(unittest.TestCase):
                         self._testMethodName, b.pid, os.path.basename(p)))
                     shutil.copyfile(p, dst)
                     self._class_logs.append(dst)
+                    copies.append(os.path.realpath(dst))
+        hits, searched = self._leak_scan_tmp()
+        # The class's check searches the copies only for secrets seen
+        # later: a long run's logs are not searched twice.
+        for dst in copies:
+            self._scanned[dst] = searched
         if any(mounted(d) for d, _, _ in os.walk(self.tmp)):
             log("mount still present under %s; not removing" % self.tmp)
-            return
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if hits:
+            raise AssertionError("leak scan of the test's files: %r"
+                                 % hits)
+
+    def note_run_secrets(self):
+        """Records the secrets only a simulator knows (VaultCase: the tokens
+        it issued) before a leak check.  None here."""
+
+    def _leak_scan_tmp(self):
+        """(hits, the secrets searched for): every regular file under this
+        test's temp dir (audit logs, state files, hook output, configs; the
+        mounts excluded) and each broker's state_file kept elsewhere,
+        searched for every secret the tests saw.  The files a test listed
+        for the class's check that lie here are searched now, before the
+        dir goes, and must exist."""
+        self.note_run_secrets()
+        secrets = passwords()
+        here = [p for p in self._class_logs if _under(p, self.tmp)]
+        self._class_logs[:] = [p for p in self._class_logs
+                               if not _under(p, self.tmp)]
+        hits = [(p, "(listed, missing)") for p in sorted(set(here))
+                if not os.path.lexists(p)]
+        found, files = scan_tree(self.tmp, secrets, prune=[
+            self.mountpoint] + [b.mount for b in self.brokers])
+        hits += found
+        states = sorted({b.state_file() for b in self.brokers
+                         if not _under(b.state_file(), self.tmp)})
+        hits += find_leaks([p for p in states if os.path.exists(p)], secrets)
+        log("leak scan of %s: %d passwords, %d files, %d hits" % (
+            os.path.basename(self.tmp), len(secrets), files, len(hits)))
+        return hits, {s.encode() for s in secrets}
+
+    def assert_no_secret_in_proc(self, b, must_check=()):
+        """No secret the run had in /proc/PID/environ or /proc/PID/cmdline
+        of broker b or its children (issue 6).  must_check lists values
+        this run must have had (a token, a key): each must be non-empty,
+        so the check cannot pass by looking for nothing."""
+        self.note_run_secrets()
+        for v in must_check:
+            self.assertTrue(v, "a secret to look for is empty: bad test")
+        secrets = passwords() | set(must_check)
+        self.assertTrue(b.alive(), "broker exited:\n" + b.log_tail())
+        self.assertEqual(proc_secret_hits(b.pid, secrets), [],
+                         "secrets in a process's environment or command "
+                         "line")
+        return len(secrets)
 
     # -- configs --
 
@@ -854,6 +1069,12 @@ class BrokerTestCase(unittest.TestCase):
                             "SELECT current_user")
         self.assertTrue(ok, "login with dsn failed: %s %s" % (res, msg))
         self.assertEqual(res[0][0], files["username"].strip())
+
+
+def _under(path, root):
+    """True when path lies inside directory root (by name)."""
+    path, root = os.path.abspath(path), os.path.abspath(root)
+    return path.startswith(root.rstrip("/") + "/")
 
 
 def write_secret_file(path, text):

@@ -10,9 +10,11 @@ else, one socket and no other descriptor, and detaches the mount when the
 broker exits or is killed.  The broker runs under its seccomp allowlist on every thread (a call off the
 list kills it: test_seccomp shows that), has no_new_privs, core size 0, umask
 077, every descriptor close-on-exec, its secret pages excluded from core
-dumps and locked, and no secret in its environment or command line."""
+dumps and locked, and no secret (issued, or the admin DSN's password) in its
+environment or command line, or those of its children."""
 
 import os
+import shutil
 import signal
 import sys
 import time
@@ -49,6 +51,19 @@ def children_named(ppid, name):
 
 
 class HardeningTest(cbtest.BrokerTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        """The admin DSN carries a password, so that the checks below look
+        for it too.  The superuser's socket login is "trust": PostgreSQL
+        never asks for it, but the broker reads, parses and hands it to
+        libpq like any admin password."""
+        super().setUpClass()
+        cls.admin_password = "adm-" + os.urandom(12).hex()
+        cbtest.record_password(cls.admin_password)
+        cbtest.write_secret_file(cls.dsn_file, "%s password=%s\n" % (
+            cls.pg.dsn(dbname=cbtest.DBNAME), cls.admin_password))
+        cbtest.note_secret_input(cls.dsn_file, cls.admin_password)
 
     def start(self):
         b = self.start_broker(self.config())
@@ -175,9 +190,67 @@ class HardeningTest(cbtest.BrokerTestCase):
                          "the password in memory that may be dumped or "
                          "swapped")
         self.assertNotEqual(proc_status(b.pid)["VmLck"], "0 kB")
-        for name in ("environ", "cmdline"):
-            with open("/proc/%d/%s" % (b.pid, name), "rb") as f:
-                self.assertNotIn(pw, f.read(), name)
+
+    def test_no_secret_in_environ_or_cmdline(self):
+        """Neither the issued password nor the admin DSN's password is in
+        /proc/PID/environ or /proc/PID/cmdline of the broker, its hook
+        spawner or its unmounter (in every build: nothing here depends on
+        the allocator)."""
+        b = self.start()
+        pw = b.read_secret("db")["password"].strip()
+        n = self.assert_no_secret_in_proc(b, [pw, self.admin_password])
+        self.assertGreaterEqual(n, 2)
+
+    def test_leak_checks_can_fail(self):
+        """The checks above and in cbtest's clean-up find what they look
+        for: a secret in a file deep in a tree, in a child's environment
+        and command line; a listed file that is missing is a hit, not a
+        skip; a FIFO, a socket, a symlink and a pruned directory (where a
+        mount would be) are not read."""
+        import socket
+        import subprocess
+        planted = "planted-" + os.urandom(8).hex()   # never recorded
+        root = os.path.join(self.tmp, "scan")
+        os.makedirs(os.path.join(root, "a", "b"))
+        os.makedirs(os.path.join(root, "mnt"))
+        with open(os.path.join(root, "a", "b", "audit.log"), "w") as f:
+            f.write("line\n{\"x\": \"%s\"}\n" % planted)
+        with open(os.path.join(root, "mnt", "password"), "w") as f:
+            f.write(planted)
+        os.mkfifo(os.path.join(root, "fifo"))
+        sock = socket.socket(socket.AF_UNIX)
+        self.addCleanup(sock.close)
+        sock.bind(os.path.join(root, "control.sock"))
+        os.symlink(os.path.join(root, "a", "b", "audit.log"),
+                   os.path.join(root, "link"))
+        hits, files = cbtest.scan_tree(root, [planted],
+                                       prune=[os.path.join(root, "mnt")])
+        self.assertEqual(hits, [(os.path.join(root, "a", "b", "audit.log"),
+                                 "plan...")])
+        self.assertEqual(files, 1)
+        missing = os.path.join(root, "gone.log")
+        self.assertEqual(cbtest.find_leaks([missing], [planted]),
+                         [(missing, "(cannot read: ENOENT)")])
+        # An input file may hold its own secret, not another.
+        token = os.path.join(root, "sa-token")
+        with open(token, "w") as f:
+            f.write(planted + "\n")
+        cbtest.note_secret_input(token)
+        self.assertEqual(cbtest.find_leaks([token], [planted]), [])
+        self.assertEqual(len(cbtest.find_leaks([token], [planted[:12]])), 1)
+        # A child's environment and command line.
+        child = subprocess.Popen(["sh", "-c", "sleep 30; :", planted],
+                                 env={"PATH": "/usr/bin:/bin",
+                                      "X": planted})
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        wait_until(lambda: cbtest.proc_secret_hits(child.pid,
+                                                   ["sleep 30; :"]),
+                   10, what="the child's exec")
+        hits = cbtest.proc_secret_hits(os.getpid(), [planted])
+        self.assertIn(("/proc/%d/environ" % child.pid, "plan..."), hits)
+        self.assertIn(("/proc/%d/cmdline" % child.pid, "plan..."), hits)
+        shutil.rmtree(root)
 
 
 def sanitizer_build():

@@ -62,6 +62,14 @@ class VaultTest(VaultCase):
                 self.assertNotIn("x-vault-token", r["headers"], r)
             else:
                 self.assertIn("x-vault-token", r["headers"], r)
+        # Neither the Vault token, the service-account JWT nor the password
+        # in the broker's environment or command line, or its children's
+        # (issue 6).
+        tokens = [t["client_token"] for t in self.sim.tokens().values()]
+        self.assertTrue(tokens, "the simulator issued no token")
+        jwt = cbtest.read_file(os.path.join(self.tmp, "sa-token")).strip()
+        self.assert_no_secret_in_proc(
+            b, [jwt, files["password"].strip()] + tokens)
 
     def test_renewal_moves_expiry(self):
         self.setup_roles("renew", default_ttl=6, max_ttl=120)

@@ -43,11 +43,19 @@ class VaultCase(cbtest.BrokerTestCase):
     def tearDownClass(cls):
         try:
             if cls.sim is not None:
-                for t in cls.sim.tokens().values():
-                    cbtest.record_password(t.get("client_token"))
+                cls.note_sim_tokens()
                 cls.sim.stop()
         finally:
             super().tearDownClass()
+
+    @classmethod
+    def note_sim_tokens(cls):
+        """Every token the simulator issued joins the leak checks."""
+        for t in cls.sim.tokens().values():
+            cbtest.record_password(t.get("client_token"))
+
+    def note_run_secrets(self):
+        self.note_sim_tokens()
 
     # -- configs --
 
@@ -66,6 +74,7 @@ class VaultCase(cbtest.BrokerTestCase):
 
     def write_jwt(self, token):
         path = os.path.join(self.tmp, "sa-token")
+        cbtest.note_secret_input(path)
         tmp = path + ".new"
         with open(tmp, "w") as f:
             f.write(token + "\n")

@@ -140,6 +140,48 @@ START_TEST(test_control_slow_client_does_not_block_others)
 }
 END_TEST
 
+/* CONTROL_MAX_CLIENTS connections that send nothing hold every slot: a
+ * responder's revoke still gets in at once (not after the silent ones'
+ * CONTROL_READ_TIMEOUT_MS), because the client silent longest is cut off
+ * to make room; the others keep their slots. */
+START_TEST(test_control_silent_clients_cannot_starve_revoke)
+{
+	struct control *c = start();
+	struct errmsg err = {{0}};
+	json_t *req = json_pack("{s:s, s:b}", "cmd", "revoke", "all", 1);
+	json_t *reply = NULL;
+	int silent[CONTROL_MAX_CLIENTS], i;
+	struct timespec t0, t1;
+	struct pollfd pfd;
+	char buf[256];
+	double took;
+
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		silent[i] = raw_connect();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(control_call(path, req, 3000, &reply, &err), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	took = (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert(json_is_true(json_object_get(reply, "ok")));
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "cmd")),
+			 "revoke");
+	ck_assert_double_lt(took, CONTROL_READ_TIMEOUT_MS / 1000.0 / 2);
+	/* The first silent client was cut off: end of stream at once. */
+	pfd = (struct pollfd){.fd = silent[0], .events = POLLIN};
+	ck_assert_int_eq(poll(&pfd, 1, 2000), 1);
+	ck_assert_int_ge(read(silent[0], buf, sizeof(buf)), 0);
+	/* The others are still waited for. */
+	pfd.fd = silent[1];
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		close(silent[i]);
+	json_decref(reply);
+	json_decref(req);
+	stop(c);
+}
+END_TEST
+
 /* A client that trickles a byte every 300 ms never completes a line: the
  * read timeout bounds the whole request, so it loses its slot after
  * CONTROL_READ_TIMEOUT_MS, not after 64 KiB of bytes (days). */
@@ -292,6 +334,7 @@ static Suite *control_suite(void)
 	tcase_add_test(tc, test_control_rejects_bad_requests);
 	tcase_add_test(tc, test_control_slow_client_does_not_block_others);
 	tcase_add_test(tc, test_control_trickling_client_is_cut);
+	tcase_add_test(tc, test_control_silent_clients_cannot_starve_revoke);
 	tcase_add_test(tc, test_control_denies_other_uid);
 	tcase_add_test(tc, test_control_socket_path_checks);
 	tcase_add_test(tc, test_control_listed_responder_gets_in);
