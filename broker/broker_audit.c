@@ -97,6 +97,10 @@ int broker_access_init(struct broker *b)
 
 void broker_access_free(struct broker *b)
 {
+	size_t i;
+
+	for (i = 0; i < b->cfg->secret_count; i++)
+		free(b->access.readers[i].r);
 	free(b->access.readers);
 	b->access.readers = NULL;
 	pthread_mutex_destroy(&b->access.lock);
@@ -199,16 +203,27 @@ static void broker_note_reader(struct broker *b, const struct fs_access *ev,
 {
 	struct access_readers *t = &b->access.readers[ev->slot];
 	struct access_reader *r = NULL;
-	size_t i;
+	size_t i, cap;
 
 	for (i = 0; i < t->count && r == NULL; i++)
 		if (t->r[i].uid == ev->uid && t->r[i].pid == ev->pid)
 			r = &t->r[i];
-	if (r == NULL) {
-		if (t->count == BROKER_ACCESS_MAX_READERS) {
+	if (r == NULL && t->count == t->cap) {
+		/* Grown on demand: most secrets have one or two readers, and
+		 * a full table per secret cost 13 KiB each. */
+		cap = t->cap ? t->cap * 2 : 2;
+		if (cap > BROKER_ACCESS_MAX_READERS)
+			cap = BROKER_ACCESS_MAX_READERS;
+		r = t->count < cap ? realloc(t->r, cap * sizeof(*r)) : NULL;
+		if (r == NULL) {
 			t->dropped++;
 			return;
 		}
+		t->r = r;
+		t->cap = cap;
+		r = NULL;
+	}
+	if (r == NULL) {
 		r = &t->r[t->count++];
 		memset(r, 0, sizeof(*r));
 		r->uid = ev->uid;

@@ -113,9 +113,9 @@ struct access_reader {
 };
 
 struct access_readers {
-	size_t count;
-	uint64_t dropped; /* readers past the table */
-	struct access_reader r[BROKER_ACCESS_MAX_READERS];
+	size_t count, cap; /* r grows to BROKER_ACCESS_MAX_READERS at most */
+	uint64_t dropped;  /* readers past the table, or out of memory */
+	struct access_reader *r;
 };
 
 /* Protected by its own lock: the FUSE thread fills it. */

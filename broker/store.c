@@ -21,7 +21,8 @@ struct version {
 	pthread_rwlock_t lock; /* protects dead and files[].data */
 	bool dead;
 	size_t file_count;
-	struct version_file files[STORE_MAX_FILES];
+	size_t file_cap;
+	struct version_file *files; /* grown as files are set, before publish */
 };
 
 /* Versions pushed out of the listing while a reader still pins them are
@@ -85,6 +86,20 @@ static bool store_file_name_ok(const char *name)
 	       strncmp(name, "..", 2) != 0 && strcmp(name, ".") != 0;
 }
 
+/* Room for cap files, the new ones empty; a version holds as many file
+ * slots as its secret has names, not STORE_MAX_FILES. */
+static int version_grow(struct version *v, size_t cap)
+{
+	struct version_file *files = realloc(v->files, cap * sizeof(*files));
+
+	if (files == NULL)
+		return -ENOMEM;
+	memset(files + v->file_cap, 0, (cap - v->file_cap) * sizeof(*files));
+	v->files = files;
+	v->file_cap = cap;
+	return 0;
+}
+
 int version_set_file(struct version *v, size_t idx, const char *name,
 		     struct secret *data)
 {
@@ -97,6 +112,8 @@ int version_set_file(struct version *v, size_t idx, const char *name,
 		r = -EEXIST;
 	else if (idx >= STORE_MAX_FILES)
 		r = -EMSGSIZE;
+	else if (idx >= v->file_cap)
+		r = version_grow(v, idx + 1);
 	if (r < 0) {
 		secret_free(data);
 		return r;
@@ -128,6 +145,7 @@ void version_unref(struct version *v)
 	for (i = 0; i < v->file_count; i++)
 		secret_free(v->files[i].data);
 	pthread_rwlock_destroy(&v->lock);
+	free(v->files);
 	free(v);
 }
 

@@ -36,7 +36,8 @@ struct store;
 int version_new(uint64_t seq, uint64_t expires_mono, struct version **ret)
     __attribute__((warn_unused_result));
 /* Adds a file; takes ownership of data on success and on failure.  Returns
- * 0, -EINVAL for a bad name, -EEXIST, -EMSGSIZE past STORE_MAX_FILES. */
+ * 0, -EINVAL for a bad name, -EEXIST, -EMSGSIZE past STORE_MAX_FILES,
+ * -ENOMEM. */
 int version_add_file(struct version *v, const char *name, struct secret *data)
     __attribute__((warn_unused_result));
 /* Puts a file at index idx, leaving holes below it: a secret keeps each

@@ -586,6 +586,36 @@ START_TEST(test_broker_record_fits_the_reply)
 }
 END_TEST
 
+/* The blast radius keeps one entry per process, grown on demand up to
+ * BROKER_ACCESS_MAX_READERS; later readers are counted as dropped. */
+START_TEST(test_broker_readers_grow_to_the_cap)
+{
+	struct broker *b = make_broker("30s", "1h");
+	struct fs_access ev = {.slot = 0,
+			       .secret = "db",
+			       .file = "password",
+			       .version = 1,
+			       .uid = 1000,
+			       .allowed = true};
+	json_t *list;
+	int pid;
+
+	for (pid = 1; pid <= BROKER_ACCESS_MAX_READERS + 5; pid++) {
+		ev.pid = 100000 + pid;
+		broker_on_access(b, &ev);
+		broker_on_access(b, &ev);
+	}
+	list = broker_blast_radius(b, 0);
+	ck_assert_uint_eq(json_array_size(list), BROKER_ACCESS_MAX_READERS);
+	ck_assert_int_eq(json_integer_value(
+			     json_object_get(json_array_get(list, 3), "opens")),
+			 2);
+	ck_assert_uint_eq(b->access.readers[0].dropped, 10);
+	json_decref(list);
+	broker_free(b);
+}
+END_TEST
+
 START_TEST(test_broker_revoke_unconfirmed_is_retried)
 {
 	struct broker *b = make_broker("30s", "1h");
@@ -1107,6 +1137,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_refusal_waits_the_cap);
 	tcase_add_test(tc, test_broker_serves_last_good_until_expiry_only);
 	tcase_add_test(tc, test_broker_revoke_freezes_until_unfreeze);
+	tcase_add_test(tc, test_broker_readers_grow_to_the_cap);
 	tcase_add_test(tc, test_broker_revoke_unconfirmed_is_retried);
 	tcase_add_test(tc, test_broker_record_fits_the_reply);
 	tcase_add_test(tc, test_broker_revoke_all_revokes_identities);
