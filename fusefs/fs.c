@@ -152,8 +152,8 @@ struct fs_dir {
  * the invalidation thread only, so it can drop names that vanished. */
 struct fs_seen {
 	bool has_current;
-	size_t nfiles;
-	char files[STORE_MAX_FILES][FS_NAME_MAX];
+	size_t nfiles, cap; /* files grows to the most names a version had */
+	char (*files)[FS_NAME_MAX];
 	size_t nseqs;
 	uint64_t seqs[FS_MAX_VERSIONS];
 };
@@ -1264,33 +1264,43 @@ static const struct fuse_lowlevel_ops fs_ops = {
 
 /* ---- invalidation ---- */
 
-/* What slot shows now, as names the kernel may cache. */
-static void fs_seen_capture(struct fs *fs, size_t slot, struct fs_seen *s)
+/* The names of slot's current version, into s (its seqs are the caller's
+ * business).  Out of memory, the names that fit are kept: those left out
+ * stay in the kernel's cache until their timeout. */
+static void fs_seen_capture_names(struct fs *fs, size_t slot, struct fs_seen *s)
 {
 	struct version *v = store_pin_current(fs->st, slot);
-	size_t i;
+	char(*grown)[FS_NAME_MAX];
+	size_t i, count;
 
-	memset(s, 0, sizeof(*s));
-	if (v != NULL) {
-		s->has_current = true;
-		for (i = 0; i < version_file_count(v) && i < STORE_MAX_FILES;
-		     i++)
-			(void)snprintf(s->files[i], FS_NAME_MAX, "%s",
-				       version_has_file(v, i)
-					   ? version_file_name(v, i)
-					   : "");
-		s->nfiles = i;
-		version_unref(v);
+	s->has_current = v != NULL;
+	s->nfiles = 0;
+	if (v == NULL)
+		return;
+	count = version_file_count(v);
+	if (count > s->cap) {
+		grown = realloc(s->files, count * sizeof(*grown));
+		if (grown != NULL) {
+			s->files = grown;
+			s->cap = count;
+		} else {
+			log_warnx("event=fs_names_truncated slot=%zu", slot);
+		}
 	}
-	s->nseqs = store_list_versions(fs->st, slot, s->seqs, FS_MAX_VERSIONS);
+	for (i = 0; i < count && i < s->cap; i++)
+		(void)snprintf(s->files[i], FS_NAME_MAX, "%s",
+			       version_has_file(v, i) ? version_file_name(v, i)
+						      : "");
+	s->nfiles = i;
+	version_unref(v);
 }
 
-static bool fs_seen_has_seq(const struct fs_seen *s, uint64_t seq)
+static bool fs_seqs_have(const uint64_t *seqs, size_t n, uint64_t seq)
 {
 	size_t i;
 
-	for (i = 0; i < s->nseqs; i++)
-		if (s->seqs[i] == seq)
+	for (i = 0; i < n; i++)
+		if (seqs[i] == seq)
 			return true;
 	return false;
 }
@@ -1306,20 +1316,21 @@ static void fs_inval_entry(struct fs *fs, fuse_ino_t dir, const char *name)
  * inode (sizes change on rotation) and the directory itself. */
 static void fs_inval_slot(struct fs *fs, size_t slot)
 {
-	struct fs_seen *old = &fs->seen[slot], now;
+	struct fs_seen *old = &fs->seen[slot];
 	struct fs_node n = {.kind = FS_SLOT_DIR, .slot = slot};
 	fuse_ino_t dir = fs_ino(&n);
+	uint64_t seqs[FS_MAX_VERSIONS];
 	char name[FS_NAME_MAX];
-	size_t i;
+	size_t i, nseqs;
 
-	fs_seen_capture(fs, slot, &now);
+	nseqs = store_list_versions(fs->st, slot, seqs, FS_MAX_VERSIONS);
 	for (i = 0; i < old->nfiles; i++)
 		if (old->files[i][0] != '\0')
 			fs_inval_entry(fs, dir, old->files[i]);
 	if (old->has_current)
 		fs_inval_entry(fs, dir, "..data");
 	for (i = 0; i < old->nseqs; i++) {
-		if (fs_seen_has_seq(&now, old->seqs[i]))
+		if (fs_seqs_have(seqs, nseqs, old->seqs[i]))
 			continue;
 		(void)snprintf(name, sizeof(name), "..v%" PRIu64, old->seqs[i]);
 		fs_inval_entry(fs, dir, name);
@@ -1333,7 +1344,11 @@ static void fs_inval_slot(struct fs *fs, size_t slot)
 	}
 	n.kind = FS_DATA_LINK;
 	(void)fuse_lowlevel_notify_inval_inode(fs->se, fs_ino(&n), 0, 0);
-	*old = now;
+	/* Names shown from now on; a publish meanwhile queued another pass,
+	 * which drops whatever this one records. */
+	fs_seen_capture_names(fs, slot, old);
+	memcpy(old->seqs, seqs, sizeof(seqs));
+	old->nseqs = nseqs;
 }
 
 /* Drops the kernel's pages of every version of slot that can no longer be
@@ -1831,7 +1846,9 @@ int fs_start(struct fs *fs)
 		return -EALREADY;
 	(void)pthread_once(&once, fs_once_signal);
 	for (i = 0; i < fs->nslots; i++)
-		fs_seen_capture(fs, i, &fs->seen[i]);
+		fs_seen_capture_names(fs, i, &fs->seen[i]);
+	fs->seen[i].nseqs =
+	    store_list_versions(fs->st, i, fs->seen[i].seqs, FS_MAX_VERSIONS);
 	fs->inval_running = true;
 	r = fs_thread_start(&fs->inval_thread, fs_inval_main, fs);
 	if (r < 0) {
@@ -1932,8 +1949,10 @@ void fs_free(struct fs *fs)
 	pthread_cond_destroy(&fs->cond);
 	pthread_cond_destroy(&fs->flushed);
 	pthread_mutex_destroy(&fs->open_lock);
-	for (i = 0; i < fs->nslots; i++)
+	for (i = 0; i < fs->nslots; i++) {
 		free(fs->cached[i].vers);
+		free(fs->seen[i].files);
+	}
 	free(fs->cached);
 	free(fs->dirty);
 	free(fs->work);
