@@ -157,8 +157,27 @@ void broker_access_flush(struct broker *b)
 
 /* A repeat within the window only counts; a first open is written at once
  * and opens a window.  A full table flushes its oldest window early. */
+/* The comm of an open's process, read from /proc only when a record or a
+ * new reader needs it: a process re-opening its file (coalesced) costs no
+ * /proc read on the FUSE thread. */
+struct broker_lazy_comm {
+	pid_t pid;
+	bool have;
+	char buf[32];
+};
+
+static const char *broker_lazy_comm(struct broker_lazy_comm *c)
+{
+	if (!c->have) {
+		broker_comm_of(c->pid, c->buf, sizeof(c->buf));
+		c->have = true;
+	}
+	return c->buf;
+}
+
 static bool broker_open_coalesce(struct broker *b, const struct fs_access *ev,
-				 const char *comm, uint64_t now, int64_t wall)
+				 struct broker_lazy_comm *comm, uint64_t now,
+				 int64_t wall)
 {
 	struct access_open *o, *free_slot = NULL, *oldest = NULL;
 	size_t i;
@@ -188,7 +207,8 @@ static bool broker_open_coalesce(struct broker *b, const struct fs_access *ev,
 	free_slot->slot = ev->slot;
 	(void)snprintf(free_slot->file, sizeof(free_slot->file), "%s",
 		       ev->file);
-	(void)snprintf(free_slot->comm, sizeof(free_slot->comm), "%s", comm);
+	(void)snprintf(free_slot->comm, sizeof(free_slot->comm), "%s",
+		       broker_lazy_comm(comm));
 	free_slot->uid = ev->uid;
 	free_slot->pid = ev->pid;
 	free_slot->window_start = now;
@@ -199,7 +219,7 @@ static bool broker_open_coalesce(struct broker *b, const struct fs_access *ev,
 
 /* The blast radius: which process read which versions, and when. */
 static void broker_note_reader(struct broker *b, const struct fs_access *ev,
-			       const char *comm, int64_t wall)
+			       struct broker_lazy_comm *comm, int64_t wall)
 {
 	struct access_readers *t = &b->access.readers[ev->slot];
 	struct access_reader *r = NULL;
@@ -228,7 +248,8 @@ static void broker_note_reader(struct broker *b, const struct fs_access *ev,
 		memset(r, 0, sizeof(*r));
 		r->uid = ev->uid;
 		r->pid = ev->pid;
-		(void)snprintf(r->comm, sizeof(r->comm), "%s", comm);
+		(void)snprintf(r->comm, sizeof(r->comm), "%s",
+			       broker_lazy_comm(comm));
 		r->first_wall = wall;
 	}
 	r->last_wall = wall;
@@ -245,20 +266,20 @@ void broker_on_access(void *arg, const struct fs_access *ev)
 	struct broker *b = arg;
 	uint64_t now = clock_mono(b->clk);
 	int64_t wall = clock_wall(b->clk);
-	char comm[32];
+	struct broker_lazy_comm comm = {.pid = ev->pid};
 	bool coalesced = false;
 
-	broker_comm_of(ev->pid, comm, sizeof(comm));
 	pthread_mutex_lock(&b->access.lock);
 	broker_open_flush(b, now, false);
 	if (ev->allowed) {
-		coalesced = broker_open_coalesce(b, ev, comm, now, wall);
-		broker_note_reader(b, ev, comm, wall);
+		coalesced = broker_open_coalesce(b, ev, &comm, now, wall);
+		broker_note_reader(b, ev, &comm, wall);
 	}
 	if (!coalesced)
 		broker_audit(
 		    b, "open",
-		    broker_actor_process("process", ev->uid, ev->pid, comm),
+		    broker_actor_process("process", ev->uid, ev->pid,
+					 broker_lazy_comm(&comm)),
 		    broker_open_object(b, ev->slot, ev->file, ev->version),
 		    ev->allowed ? 0 : -EACCES,
 		    ev->allowed ? NULL : "not a reader of this secret",

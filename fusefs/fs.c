@@ -82,10 +82,10 @@
  * it: an open that never reaches us must not cost a lookup either. */
 #define FS_TTL_FAST 86400.0
 
-/* The FUSE worker threads: at most this many, one kept idle (a request
- * arriving while the others work does not wait for a thread to start). */
+/* The FUSE worker threads: at most this many.  Idle ones are kept (no
+ * limit on idle threads, libfuse's default): a limit makes libfuse end and
+ * start a thread around every burst of concurrent requests. */
 #define FS_WORKERS_MAX 4
-#define FS_WORKERS_IDLE 1
 /* Versions of one slot whose pages the kernel may hold: the listed ones,
  * the orphans still pinned (store.c: 4 + 64) and those that died since the
  * last invalidation pass.  A read that would make it more fails EIO. */
@@ -864,11 +864,10 @@ static void fs_op_release(fuse_req_t req, fuse_ino_t ino,
 static void fs_op_flush(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
-	struct fs *fs = fuse_req_userdata(req);
-
-	/* ENOSYS: the kernel stops sending FLUSH at all (opens it made by
-	 * itself carry no noflush flag). */
-	fuse_reply_err(req, fs->cache == FS_CACHE_FAST ? ENOSYS : 0);
+	/* ENOSYS: the kernel stops sending FLUSH at all, a round trip saved
+	 * on every close (opens the kernel made by itself in FS_CACHE_FAST
+	 * carry no noflush flag, and a kernel before 5.16 ignores it). */
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -1311,6 +1310,20 @@ static void fs_inval_entry(struct fs *fs, fuse_ino_t dir, const char *name)
 	(void)fuse_lowlevel_notify_inval_entry(fs->se, dir, name, strlen(name));
 }
 
+static bool fs_seqs_past_inodes(const uint64_t *seqs, size_t n,
+				const struct fs_seen *old)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (seqs[i] > FS_SEQ_MAX)
+			return true;
+	for (i = 0; i < old->nseqs; i++)
+		if (old->seqs[i] > FS_SEQ_MAX)
+			return true;
+	return false;
+}
+
 /* Drops the kernel's names and attributes for slot: every name it showed
  * before (one may have vanished or moved to another index), every top-level
  * inode (sizes change on rotation) and the directory itself. */
@@ -1336,8 +1349,13 @@ static void fs_inval_slot(struct fs *fs, size_t slot)
 		fs_inval_entry(fs, dir, name);
 	}
 	(void)fuse_lowlevel_notify_inval_inode(fs->se, dir, 0, 0);
+	/* Top-level inodes serve only versions numbered past what an inode
+	 * can hold (fs_file_seq); otherwise names move between version
+	 * inodes and these were never handed out. */
 	n.kind = FS_TOP_FILE;
-	for (i = 0; i < STORE_MAX_FILES; i++) {
+	for (i = 0;
+	     fs_seqs_past_inodes(seqs, nseqs, old) && i < STORE_MAX_FILES;
+	     i++) {
 		n.file = i;
 		(void)fuse_lowlevel_notify_inval_inode(fs->se, fs_ino(&n), 0,
 						       0);
@@ -1812,7 +1830,6 @@ static void *fs_loop_main(void *arg)
 	cfg = fuse_loop_cfg_create();
 	if (cfg != NULL) {
 		fuse_loop_cfg_set_max_threads(cfg, FS_WORKERS_MAX);
-		fuse_loop_cfg_set_idle_threads(cfg, FS_WORKERS_IDLE);
 		r = fuse_session_loop_mt(fs->se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
