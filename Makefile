@@ -3,8 +3,11 @@
 # build and an ASan+UBSan build, then every libFuzzer target for
 # FUZZ_TEST_SECONDS).  `make soak` (not in CI) runs one broker under
 # steady rotations and readers for SOAK_SECONDS and fails when its RSS,
-# descriptors or threads grow (scripts/soak.py).  Each installs missing
-# Debian packages first through scripts/install-deps.
+# descriptors or threads grow (scripts/soak.py).  `make bench` (not in
+# CI, not in `make test`) runs the benchmarks through bench/run.py and
+# writes bench/results/ and bench/REPORT.md (BENCH_ARGS: e.g. --quick,
+# --only read,rotation, --reps N).  Each installs missing Debian packages
+# first through scripts/install-deps.
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 FUZZ_DIR ?= build-fuzz
@@ -15,11 +18,12 @@ MAKEFLAGS += --no-print-directory
 DEMO_SECONDS ?= 0
 SOAK_SECONDS ?= 300
 CTEST_ARGS ?=
+BENCH_ARGS ?=
 # Suites that run no C code of ours (simulators checked with real clients,
 # manifest checkers): the sanitizer pass skips them.
 NO_C_TESTS = ^(vaultsim_hvac|faultproxy_moto|psa_checker|manifest_validator)$$
 
-.PHONY: all deps build test demo soak fuzz clean
+.PHONY: all deps build test demo soak bench fuzz clean
 
 all: build
 
@@ -46,6 +50,9 @@ demo: build
 soak: build
 	@CB_BUILD_DIR=$(abspath $(BUILD_DIR)) SOAK_SECONDS=$(SOAK_SECONDS) \
 		python3 scripts/soak.py
+
+bench: build
+	@CB_BUILD_DIR=$(abspath $(BUILD_DIR)) python3 bench/run.py $(BENCH_ARGS)
 
 # Each libFuzzer target for FUZZ_SECONDS, on a scratch copy of its corpus
 # (new inputs worth keeping are copied into tests/fuzz/corpus/ by hand); a
