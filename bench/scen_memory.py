@@ -162,22 +162,21 @@ def report(ctx, sizes, samples, nmax, why):
     if slope > KIB_PER_LEASE:
         notes.append(
             "Per-lease memory is %.1f KiB against %g KiB (VmLck grew "
-            "%.1f KiB per lease until RLIMIT_MEMLOCK stopped it): every "
-            "value and every rendered file is its own struct secret, an "
-            "anonymous mmap of at least one 4 KiB page (broker/secret.c "
-            "secret_new: MADV_DONTDUMP + mlock per secret).  A PostgreSQL "
-            "lease keeps 5 values (username, password, host, port, dbname) "
-            "and 5 files (username, password, dsn, env, .lease.json): 10 "
-            "pages = 40 KiB for a few hundred bytes; the rest is heap (kv "
-            "and version structs).  Adjacent mappings merge, so the "
-            "mapping count stays flat (%.2f per lease).  What would close "
-            "it: a secret arena, one mlocked MADV_DONTDUMP region carved "
-            "into small chunks wiped on free (libsodium's sodium_malloc "
-            "pools; OpenSSH keeps one shielded prekey region), or one "
-            "secret per version holding all its files back to back with "
-            "the kv values dropped once rendered; ~0.5 KiB per lease "
-            "then." % (slope, KIB_PER_LEASE, (lck[min(100, top)] - lck[1]) /
-                       max(1, min(100, top) - 1), mslope))
+            "%.1f KiB per lease; mappings %.2f per lease).  Secret bytes "
+            "already share slabs (broker/secret.c: 16 KiB locked, undumped "
+            "mappings cut into 32 B to 2 KiB chunks), versions hold only "
+            "their files and the blast-radius table grows with its readers. "
+            " What remains is fixed-size state per secret: the config's "
+            "file list and the broker's file layout (32 names of 64 bytes "
+            "each, 2 KiB apiece), the store slot's orphan table (64 "
+            "pointers), the last error text (416 bytes), the kv values of "
+            "the current credential, the PostgreSQL backend's role record, "
+            "plus malloc overhead.  What would close it: those tables sized "
+            "to what each secret has (names interned once per secret, the "
+            "orphan table grown on demand), and the values dropped once "
+            "rendered." % (slope, KIB_PER_LEASE,
+                           (lck[min(100, top)] - lck[1]) /
+                           max(1, min(100, top) - 1), mslope))
     if any(s["mlock_failed"] for n in sizes for s in samples[n]):
         notes.append("The broker logged mlock_failed: after it drops its "
                      "capabilities, RLIMIT_MEMLOCK (%s) caps locked pages, "
@@ -207,9 +206,9 @@ def plot(ctx, sizes, rss, hwm, lck):
     script = ("set title 'Broker memory against lease count'\n"
               "set xlabel 'leases'\nset ylabel 'KiB'\nset grid\n"
               "set key top left\nset logscale x\n"
-              "plot 'm.dat' using 1:2 with linespoints lw 2 title 'VmRSS', "
-              "'m.dat' using 1:3 with linespoints title 'VmHWM (peak)', "
-              "'m.dat' using 1:4 with linespoints title 'VmLck', "
-              "'m.dat' using 1:5 with lines dt 2 lc rgb 'red' "
+              "plot $m using 1:2 with linespoints lw 2 title 'VmRSS', "
+              "$m using 1:3 with linespoints title 'VmHWM (peak)', "
+              "$m using 1:4 with linespoints title 'VmLck', "
+              "$m using 1:5 with lines dt 2 lc rgb 'red' "
               "title 'target 4 MiB + 1.5 KiB/lease'\n")
-    return cb.gnuplot(ctx, "memory_rss.png", script, {"m.dat": data})
+    return cb.gnuplot(ctx, "memory_rss.png", script, {"$m": data})

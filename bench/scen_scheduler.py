@@ -172,11 +172,11 @@ def plot_cost(ctx, hold, cancel):
     script = ("set title 'Scheduler cost per operation'\n"
               "set xlabel 'jobs in the heap'\nset ylabel 'ns per operation'\n"
               "set logscale x\nset logscale y\nset grid\nset key top left\n"
-              "plot 'c.dat' using 1:2 with linespoints lw 2 "
+              "plot $c using 1:2 with linespoints lw 2 "
               "title 'pop_due + push', "
-              "'c.dat' using 1:3 with lines dt 2 title 'log2 N (scaled)', "
-              "'c.dat' using 1:4 with linespoints title 'cancel'\n")
-    return cb.gnuplot(ctx, "scheduler_cost.png", script, {"c.dat": data})
+              "$c using 1:3 with lines dt 2 title 'log2 N (scaled)', "
+              "$c using 1:4 with linespoints title 'cancel'\n")
+    return cb.gnuplot(ctx, "scheduler_cost.png", script, {"$c": data})
 
 
 def plot_hist(ctx, ttl, first, counts, model, mean):
@@ -186,8 +186,8 @@ def plot_hist(ctx, ttl, first, counts, model, mean):
               "TTL %d s'\nset xlabel 'seconds after issue'\n"
               "set ylabel 'renewals in that second'\nset grid\n"
               "set key top right\n"
-              "plot 'h.dat' using 1:2 with impulses lw 2 title "
-              "'sched_renew_at', 'h.dat' using 1:3 with lines title "
+              "plot $h using 1:2 with impulses lw 2 title "
+              "'sched_renew_at', $h using 1:3 with lines title "
               "'continuous jitter (model)', %g with lines dt 2 lc rgb 'red' "
               "title '2x mean'\n" % (SPREAD_N, ttl, 2 * mean))
-    return cb.gnuplot(ctx, "scheduler_spread.png", script, {"h.dat": data})
+    return cb.gnuplot(ctx, "scheduler_spread.png", script, {"$h": data})

@@ -24,74 +24,25 @@ sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "sim"))
 
 from pgcluster import PgCluster  # noqa: E402
 import cbtest  # noqa: E402  (PgConn, try_login, force_unmount, mounted)
+import common  # noqa: E402
 
 DBNAME = "cbtest"
 SETUP_SQL = cbtest.SETUP_SQL
 TMP_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
-# --- statistics ----------------------------------------------------------
+# --- statistics and table rows: bench/common.py's -------------------------
 
-def percentile(samples, p):
-    """Linear-interpolated percentile p (0..100); None when empty."""
-    try:
-        import common
-        if hasattr(common, "percentile"):
-            return common.percentile(samples, p)
-    except ImportError:
-        pass
-    s = sorted(samples)
-    if not s:
-        return None
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def median(samples):
-    return percentile(samples, 50)
-
-
-def row(metric, value, unit, target=None, ok=None, detail="", model=False):
-    return {"metric": metric, "value": None if value is None else
-            round(value, 4), "unit": unit, "target": target, "pass": ok,
-            "model": model, "detail": detail}
+percentile = common.percentile
+median = common.median
+row = common.row
 
 
 # --- plots ---------------------------------------------------------------
 
-def have_gnuplot():
-    return shutil.which("gnuplot") is not None
-
-
 def gnuplot(ctx, png, script, data):
-    """Runs a gnuplot script writing out_dir/png; data: {name: text}
-    files the script reads from its working directory.  Returns png (a
-    path relative to out_dir) or None when gnuplot is missing or fails."""
-    if not have_gnuplot():
-        ctx.log("gnuplot not installed: no %s" % png)
-        return None
-    os.makedirs(ctx.out_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="cbplot-") as d:
-        for name, text in data.items():
-            with open(os.path.join(d, name), "w") as f:
-                f.write(text)
-        full = ("set terminal pngcairo size 800,480 noenhanced font ',10'\n"
-                "set output '%s'\n" % os.path.join(
-                    os.path.abspath(ctx.out_dir), png)) + script
-        p = subprocess.run(["gnuplot"], input=full, text=True, cwd=d,
-                           capture_output=True, timeout=60)
-        if p.returncode != 0:
-            # pngcairo may be missing (gnuplot-nox has it; older builds
-            # only png).
-            full = full.replace("pngcairo", "png")
-            p = subprocess.run(["gnuplot"], input=full, text=True, cwd=d,
-                               capture_output=True, timeout=60)
-        if p.returncode != 0:
-            ctx.log("gnuplot failed for %s: %s" % (png, p.stderr[-400:]))
-            return None
-    return png
+    """common.gnuplot_run with data as datablocks: {"$name": text}."""
+    return common.gnuplot_run(ctx, png, script, data)
 
 
 def cdf_plot(ctx, png, title, xlabel, series, vline=None):
@@ -101,10 +52,10 @@ def cdf_plot(ctx, png, title, xlabel, series, vline=None):
         s = sorted(vals)
         if not s:
             continue
-        name = "s%d.dat" % i
+        name = "$s%d" % i
         data[name] = "".join("%g %g\n" % (v, (j + 1) / len(s))
                              for j, v in enumerate(s))
-        plots.append("'%s' using 1:2 with steps lw 2 title '%s'" % (
+        plots.append("%s using 1:2 with steps lw 2 title '%s'" % (
             name, label.replace("'", "")))
     if not plots:
         return None
