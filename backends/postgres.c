@@ -52,6 +52,9 @@
 #define PG_PASSWORD_BYTES 32   /* random bytes in a password */
 #define PG_PASSWORD_LEN 43     /* their base64url length, no padding */
 #define PG_DEFAULT_TIMEOUT (5 * USEC_PER_SEC)
+/* Clocks closer than this are one clock: VALID UNTIL is then exactly the
+ * lease's expiry. */
+#define PG_SKEW_IGNORE_USEC (1000LL * 1000)
 
 /* pg_exec() flags: the statement carries a password verifier, so the
  * server's message is withheld when it might quote the statement. */
@@ -90,6 +93,7 @@ struct backend {
 	 * on the next live session.  lock. */
 	bool unsure[PG_MAX_ROLES];
 	size_t unsure_count; /* lock */
+	int64_t skew_logged; /* the last clock skew logged, usec.  lock. */
 };
 
 /* One placeholder's replacement while rendering a statement. */
@@ -1043,6 +1047,49 @@ out:
 	return r;
 }
 
+/* How far PostgreSQL's clock is ahead of ours (usec, negative: behind),
+ * 0 when they agree within PG_SKEW_IGNORE_USEC.  PostgreSQL checks VALID
+ * UNTIL against its own clock: with ours jumped by hours (or the database
+ * on a host whose clock differs), a role's VALID UNTIL taken from our
+ * clock would be hours in the past (the credential dead while served) or
+ * hours too late.  A new skew is logged once. */
+static int pg_clock_skew(struct backend *b, const char *what, int64_t *ret,
+			 struct errmsg *err)
+{
+	PGresult *res = NULL;
+	int64_t local, server, skew;
+	char *end;
+	int r;
+
+	r = pg_exec(b, what,
+		    "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)"
+		    "::int8",
+		    0, NULL, 0, &res, err);
+	if (r < 0)
+		return r;
+	local = clock_wall(clock_system());
+	errno = 0;
+	server = PQntuples(res) == 1
+		     ? (int64_t)strtoll(PQgetvalue(res, 0, 0), &end, 10)
+		     : 0;
+	if (PQntuples(res) != 1 || errno != 0 || *end != '\0' || server <= 0)
+		r = errmsg_set(err, -EPROTO, "%s: bad clock reading", what);
+	PQclear(res);
+	if (r < 0)
+		return r;
+	skew = server - local;
+	if (llabs(skew) < PG_SKEW_IGNORE_USEC)
+		skew = 0;
+	if (llabs(skew - b->skew_logged) >= PG_SKEW_IGNORE_USEC)
+		log_warnx("event=pg_clock_skew skew_s=%+lld note=\"VALID UNTIL "
+			  "follows PostgreSQL's clock\"",
+			  (long long)((skew + (skew < 0 ? -500000 : 500000)) /
+				      1000000));
+	b->skew_logged = skew;
+	*ret = skew;
+	return 0;
+}
+
 /* "2026-12-04 14:30:00+00": whole seconds, which is what VALID UNTIL
  * keeps and so what the lease reports. */
 /* Microsecond precision, as PostgreSQL's timestamptz keeps it: a role's
@@ -1099,11 +1146,15 @@ static int pg_role_new(struct backend *b, const struct pg_secret_config *sc,
 {
 	uint64_t ttl = req->ttl_usec < req->max_ttl_usec ? req->ttl_usec
 							 : req->max_ttl_usec;
+	int64_t skew;
 	char ts[48];
 	int r;
 
 	role->expires_wall = req->now_wall + (int64_t)ttl;
-	r = pg_timestamp(role->expires_wall, ts, sizeof(ts));
+	r = pg_clock_skew(b, "issue: read PostgreSQL's clock", &skew, err);
+	if (r < 0)
+		return r;
+	r = pg_timestamp(role->expires_wall + skew, ts, sizeof(ts));
 	if (r < 0)
 		return errmsg_set(err, r, "issue %s: bad expiry time",
 				  req->secret_name);
@@ -1338,9 +1389,13 @@ static int pg_renew_locked(struct backend *b, void *arg, struct errmsg *err)
 {
 	struct pg_renew_args *a = arg;
 	char ts[48], *ident = NULL, *lit = NULL, *sql = NULL;
+	int64_t skew;
 	int r;
 
-	r = pg_timestamp(a->want, ts, sizeof(ts));
+	r = pg_clock_skew(b, "renew: read PostgreSQL's clock", &skew, err);
+	if (r < 0)
+		return r;
+	r = pg_timestamp(a->want + skew, ts, sizeof(ts));
 	if (r < 0)
 		return errmsg_set(err, r, "renew %s: bad expiry time", a->role);
 	ident = PQescapeIdentifier(b->conn, a->role, strlen(a->role));

@@ -49,37 +49,56 @@ int broker_schedule(struct broker *b, size_t slot, enum sched_kind kind,
 	return r;
 }
 
+/* A wall-clock instant as a monotonic deadline, against one reading of
+ * both clocks (ref_wall, ref_mono). */
+static uint64_t broker_wall_to_mono_at(int64_t wall, int64_t ref_wall,
+				       uint64_t ref_mono)
+{
+	if (wall == LEASE_NO_EXPIRY)
+		return UINT64_MAX;
+	if (wall <= ref_wall)
+		return ref_mono;
+	return ref_mono + (uint64_t)(wall - ref_wall);
+}
+
 /* Wall-clock instants from upstreams become monotonic deadlines once, here. */
 static uint64_t broker_wall_to_mono(struct broker *b, int64_t wall)
 {
-	int64_t now_wall = clock_wall(b->clk);
-	uint64_t now = clock_mono(b->clk);
-
-	if (wall == LEASE_NO_EXPIRY)
-		return UINT64_MAX;
-	if (wall <= now_wall)
-		return now;
-	return now + (uint64_t)(wall - now_wall);
+	return broker_wall_to_mono_at(wall, clock_wall(b->clk),
+				      clock_mono(b->clk));
 }
 
-/* The lease's deadlines on the monotonic clock, taken when the lease is
- * received: wall times from the upstream say when, but a wall clock that
- * jumps later must not move them. */
-static void broker_lease_deadlines(struct broker *b, struct broker_secret *s)
+/* The lease's deadlines on the monotonic clock, against the clocks as
+ * they read when the request went out (the wall times were computed from
+ * that reading): a wall clock that jumps during the request or later must
+ * not move them. */
+static void broker_lease_deadlines(struct broker_secret *s, int64_t ref_wall,
+				   uint64_t ref_mono)
 {
-	s->expires_mono = broker_wall_to_mono(b, s->lease.expires_wall);
-	s->max_mono = broker_wall_to_mono(b, s->lease.max_wall);
+	s->expires_mono =
+	    broker_wall_to_mono_at(s->lease.expires_wall, ref_wall, ref_mono);
+	s->max_mono =
+	    broker_wall_to_mono_at(s->lease.max_wall, ref_wall, ref_mono);
 }
 
-/* After a renewal: the expiry as granted now; the max TTL can only come
- * closer (a grant shorter than asked reveals it), never move away. */
-static void broker_lease_renewed(struct broker *b, struct broker_secret *s)
+/* After a renewal: the expiry as granted; the max TTL can only come
+ * closer, and only when the renewal revealed a new one (a grant shorter
+ * than asked).  An unchanged max_wall is not converted again: against a
+ * wall clock that jumped forward since the issue it would read as past,
+ * and end a live credential at once. */
+static void broker_lease_renewed(struct broker_secret *s, int64_t old_max_wall,
+				 int64_t ref_wall, uint64_t ref_mono)
 {
-	uint64_t max = broker_wall_to_mono(b, s->lease.max_wall);
+	uint64_t max;
 
-	s->expires_mono = broker_wall_to_mono(b, s->lease.expires_wall);
-	if (max < s->max_mono)
-		s->max_mono = max;
+	s->expires_mono =
+	    broker_wall_to_mono_at(s->lease.expires_wall, ref_wall, ref_mono);
+	if (s->lease.max_wall != old_max_wall) {
+		max = broker_wall_to_mono_at(s->lease.max_wall, ref_wall,
+					     ref_mono);
+		if (max < s->max_mono)
+			s->max_mono = max;
+	}
 	if (s->expires_mono > s->max_mono)
 		s->expires_mono = s->max_mono;
 }
@@ -212,7 +231,10 @@ static int broker_build_version(struct broker *b, struct broker_secret *s,
 	size_t i, count;
 	int r;
 
-	r = version_new(seq, broker_wall_to_mono(b, lease->expires_wall), &v);
+	/* The deadline taken when the lease came (broker_lease_deadlines),
+	 * not the wall time converted again: the wall clock may have jumped
+	 * since. */
+	r = version_new(seq, s->expires_mono, &v);
 	if (r < 0)
 		return r;
 	count = s->cfg->file_count;
@@ -295,14 +317,33 @@ static bool broker_retryable(int r)
 /* A refusal that a retry will not fix (a 4xx from Vault, a TLS
  * verification failure, a bad statement) waits the backoff cap before the
  * next try instead of hammering the upstream; a responder's rotate tries
- * at once. */
+ * at once.  But a credential still served gets its tries before it
+ * expires (at ~2/3 of what is left, at least the minimum backoff apart):
+ * the fault may have cleared by then (a certificate from the wrong CA
+ * fixed), and waiting out the cap would let a credential die that a
+ * renewal could keep. */
+static uint64_t broker_failed_delay(struct broker *b,
+				    const struct broker_secret *s, int r)
+{
+	uint64_t now = clock_mono(b->clk), delay, before;
+
+	if (broker_retryable(r))
+		return sched_backoff(s->failures, broker_random());
+	delay = sched_backoff(SCHED_MAX_ATTEMPT, broker_random());
+	if (!s->has_lease || s->expires_mono == UINT64_MAX ||
+	    s->expires_mono <= now + SCHED_BACKOFF_MIN_USEC)
+		return delay;
+	before = sched_renew_at(now, s->expires_mono, broker_random()) - now;
+	if (before < SCHED_BACKOFF_MIN_USEC)
+		before = SCHED_BACKOFF_MIN_USEC;
+	return before < delay ? before : delay;
+}
+
 static void broker_failed(struct broker *b, size_t slot, const char *what,
 			  int r, const struct errmsg *err)
 {
 	struct broker_secret *s = &b->secrets[slot];
-	uint64_t delay =
-	    sched_backoff(broker_retryable(r) ? s->failures : SCHED_MAX_ATTEMPT,
-			  broker_random());
+	uint64_t delay = broker_failed_delay(b, s, r);
 
 	s->failures++;
 	(void)snprintf(s->last_error, sizeof(s->last_error), "%s: %s", what,
@@ -429,6 +470,7 @@ static uint64_t broker_retire_at(struct broker *b,
 static void broker_do_issue(struct broker *b, size_t slot)
 {
 	struct broker_secret *s = &b->secrets[slot];
+	uint64_t sent = clock_mono(b->clk);
 	struct backend_issue_request req = {
 	    .secret_name = s->cfg->name,
 	    .secret_cfg = s->cfg->backend_cfg,
@@ -475,7 +517,7 @@ static void broker_do_issue(struct broker *b, size_t slot)
 	if (s->has_lease && s->lease.expires_wall != LEASE_NO_EXPIRY)
 		broker_retire(b, slot, &s->lease, broker_retire_at(b, s));
 	s->lease = lease;
-	broker_lease_deadlines(b, s);
+	broker_lease_deadlines(s, req.now_wall, sent);
 	s->has_lease = true;
 	s->force_rotate = false;
 	kv_clear(&s->values);
@@ -511,16 +553,17 @@ static void broker_do_renew(struct broker *b, size_t slot)
 {
 	struct broker_secret *s = &b->secrets[slot];
 	uint64_t now = clock_mono(b->clk), ask = s->cfg->ttl_usec;
+	int64_t now_wall = clock_wall(b->clk), want;
 	struct lease lease = s->lease;
 	uint64_t gen = s->generation;
 	struct errmsg err = {{0}};
-	int64_t want;
+	int64_t old_max_wall;
 	int r;
 
 	/* Never past max TTL, measured on the monotonic clock. */
 	if (s->max_mono != UINT64_MAX && s->max_mono - now < ask)
 		ask = s->max_mono > now ? s->max_mono - now : 0;
-	want = clock_wall(b->clk) + (int64_t)ask;
+	want = now_wall + (int64_t)ask;
 	pthread_mutex_unlock(&b->lock);
 	r = s->ops->renew(s->backend, s->cfg->backend_cfg, &lease, want, &err);
 	pthread_mutex_lock(&b->lock);
@@ -551,10 +594,11 @@ static void broker_do_renew(struct broker *b, size_t slot)
 		return broker_failed(b, slot, "renew", r, &err);
 	/* A renewal may also reveal the max TTL (Vault grants less than
 	 * asked) or end renewability. */
+	old_max_wall = s->lease.max_wall;
 	s->lease.expires_wall = lease.expires_wall;
 	s->lease.max_wall = lease.max_wall;
 	s->lease.renewable = lease.renewable;
-	broker_lease_renewed(b, s);
+	broker_lease_renewed(s, old_max_wall, now_wall, now);
 	r = broker_publish(b, slot, &s->values, &err);
 	if (r < 0)
 		return broker_failed(b, slot, "render", r, &err);
@@ -1286,12 +1330,19 @@ int broker_start(struct broker *b, struct errmsg *err)
 	b->thread_started = true;
 	/* Start-up is over: from here on, only the calls serving needs.  The
 	 * spawner and the unmounter were forked before and stay outside. */
-	r = seccomp_install(err);
-	if (r < 0)
-		return r;
-	log_info("event=started mount=%s secrets=%zu control=%s seccomp=kill",
+	if (b->cfg->seccomp) {
+		r = seccomp_install(err);
+		if (r < 0)
+			return r;
+	} else {
+		/* Loud: a sandbox switched off must not go unnoticed. */
+		log_warnx("event=seccomp_disabled warning=\"SECCOMP ALLOWLIST "
+			  "OFF (config seccomp=false): for valgrind runs only, "
+			  "never in production\"");
+	}
+	log_info("event=started mount=%s secrets=%zu control=%s seccomp=%s",
 		 b->cfg->mount_path, b->cfg->secret_count,
-		 b->cfg->control_socket);
+		 b->cfg->control_socket, b->cfg->seccomp ? "kill" : "off");
 	return 0;
 }
 

@@ -199,6 +199,7 @@ static json_t *cmd_rotate(struct broker *b, const struct control_peer *peer,
 	const char *name;
 	int slot = find_slot(b, req, &name);
 	json_t *reply;
+	bool rotated;
 
 	if (slot < 0)
 		return reply_error("no secret named \"%.64s\"", name);
@@ -221,7 +222,8 @@ static json_t *cmd_rotate(struct broker *b, const struct control_peer *peer,
 	       s->state != SECRET_FROZEN && !b->stopping &&
 	       pthread_cond_timedwait(&b->changed, &b->lock, &ts) != ETIMEDOUT)
 		;
-	if (s->rotations != before_rot)
+	rotated = s->rotations != before_rot;
+	if (rotated)
 		reply = json_pack("{s:b, s:s, s:I, s:s}", "ok", 1, "name", name,
 				  "version", (json_int_t)s->version_seq,
 				  "lease_id", s->lease.id);
@@ -232,6 +234,15 @@ static json_t *cmd_rotate(struct broker *b, const struct control_peer *peer,
 		    : s->last_error[0]	      ? s->last_error
 					      : "rotation still pending");
 	pthread_mutex_unlock(&b->lock);
+	/* The kernel may still hold the previous version's names (the
+	 * invalidations run on their own thread): the answer waits until
+	 * they are gone, so a read after it sees the new version.  Not under
+	 * b->lock: a notification may wait on a FUSE request in flight. */
+	if (rotated && b->fs != NULL &&
+	    fs_flush_invalidations(b->fs, BROKER_HIDE_FLUSH_MS) < 0)
+		log_warnx("event=rotate_flush msg=\"the kernel's cache was not "
+			  "dropped within %d ms; it will be\"",
+			  BROKER_HIDE_FLUSH_MS);
 	return reply;
 }
 

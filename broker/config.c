@@ -477,6 +477,13 @@ static int config_parse_scalars(const json_t *root, struct config *c,
 			    "revoke_on_exit: expected true or false");
 		c->revoke_on_exit = json_is_true(v);
 	}
+	v = json_object_get(root, "seccomp");
+	if (v != NULL) {
+		if (!json_is_boolean(v))
+			return errmsg_set(err, -EINVAL,
+					  "seccomp: expected true or false");
+		c->seccomp = json_is_true(v);
+	}
 	v = json_object_get(root, "log_level");
 	if (v != NULL) {
 		if (!json_is_string(v) ||
@@ -937,17 +944,10 @@ static int config_parse_secrets(const json_t *arr, struct config *c,
 
 static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 {
-	static const char *const keys[] = {"mount",
-					   "control",
-					   "revoke_on_exit",
-					   "log_level",
-					   "backends",
-					   "secrets",
-					   "lease_check_interval",
-					   "audit",
-					   "state_file",
-					   "hooks",
-					   NULL};
+	static const char *const keys[] = {
+	    "mount",	 "control",    "revoke_on_exit", "seccomp",
+	    "log_level", "backends",   "secrets",	 "lease_check_interval",
+	    "audit",	 "state_file", "hooks",		 NULL};
 	int r;
 
 	if (!json_is_object(root))
@@ -958,6 +958,7 @@ static int config_parse_root(json_t *root, struct config *c, struct errmsg *err)
 	memcpy(c->control_socket, CONFIG_DEFAULT_CONTROL,
 	       sizeof(CONFIG_DEFAULT_CONTROL));
 	c->revoke_on_exit = true;
+	c->seccomp = true;
 	c->log_level = LOG_LEVEL_INFO;
 	c->lease_check_usec = CONFIG_DEFAULT_LEASE_CHECK_USEC;
 	r = config_check_keys(root, "", keys, NULL, err);

@@ -77,6 +77,11 @@ struct config {
 	size_t responder_count;
 	uid_t responders[STORE_MAX_READERS];
 	bool revoke_on_exit;
+	/* The seccomp allowlist after start-up (default true).  false only
+	 * for runs under valgrind, which cannot pass seccomp(2) through:
+	 * everything else (no_new_privs, no capabilities, not dumpable)
+	 * stays on. */
+	bool seccomp;
 	uint64_t lease_check_usec; /* ask upstreams if leases live; 0: off */
 	struct audit_config audit;
 	struct config_hooks hooks; /* for every secret */

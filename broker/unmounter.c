@@ -93,8 +93,11 @@ int unmounter_start(const char *path, struct unmounter **ret,
 		free(u);
 		return errmsg_set(err, r, "unmounter: fork: %s", strerror(-r));
 	}
-	if (u->pid == 0)
+	if (u->pid == 0) {
+		/* The child's copy: nothing in it points there any more. */
+		free(u);
 		unmounter_main(sv[1], path);
+	}
 	close(sv[1]);
 	u->sock = sv[0];
 	*ret = u;

@@ -23,7 +23,17 @@ read through it) and each broker's state_file are searched the same way
 (issue 6): a hit fails that test.  A file listed for a check that is
 missing or unreadable fails too, never passes unseen.
 
-Environment: CB_BUILD_DIR (holds the credbroker binary), CB_SOURCE_DIR.
+Environment: CB_BUILD_DIR (holds the credbroker binary), CB_SOURCE_DIR;
+CB_BROKER_WRAPPER, a command that prefixes every daemon run of the broker
+(`credbroker run`, `credbroker webhook`; one-shot CLI calls are not
+wrapped), e.g. "valgrind --tool=memcheck ..." (make memcheck).  While it is
+set, every timeout the suites wait for the broker is multiplied by
+TIMEOUT_SCALE (CB_TIMEOUT_SCALE, default 20: memcheck is 20-50x slower on
+the broker's own work).  A valgrind wrapper gets a --log-file per process
+(daemon_argv), the broker's config gets "seccomp": false (start_broker),
+and every class fails at teardown when one of its logs reports an error or
+a definite leak (scan_valgrind_logs); the logs go to CB_VALGRIND_LOG_DIR
+(default CB_BUILD_DIR/memcheck-logs), one directory per suite.
 """
 
 import ctypes
@@ -32,6 +42,7 @@ import errno
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -52,6 +63,14 @@ SOURCE_DIR = os.environ.get("CB_SOURCE_DIR") or os.path.dirname(
 BUILD_DIR = os.environ.get("CB_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
 BROKER = os.path.join(BUILD_DIR, "credbroker")
 
+WRAPPER = shlex.split(os.environ.get("CB_BROKER_WRAPPER", ""))
+TIMEOUT_SCALE = (float(os.environ.get("CB_TIMEOUT_SCALE") or 20)
+                 if WRAPPER else 1.0)
+# Where the valgrind logs go, one directory per suite, kept after the run
+# (a failing class quotes the first lines of each bad log).
+VALGRIND_LOG_DIR = os.environ.get("CB_VALGRIND_LOG_DIR") or os.path.join(
+    BUILD_DIR, "memcheck-logs")
+
 NOBODY = 65534
 DBNAME = "cbtest"
 SETUP_SQL = """
@@ -70,7 +89,8 @@ def log(msg):
 
 def wait_until(pred, timeout, interval=0.05, what="condition"):
     """Polls pred() until it returns a truthy value (returned) or timeout
-    seconds pass (raises AssertionError naming what)."""
+    seconds (scaled()) pass (raises AssertionError naming what)."""
+    timeout = scaled(timeout)
     end = time.monotonic() + timeout
     last_exc = None
     while True:
@@ -87,6 +107,131 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
                 timeout, what, " (last error: %r)" % last_exc
                 if last_exc else ""))
         time.sleep(interval)
+
+
+# --- running the daemon under a wrapper (make memcheck) ---------------------
+
+def scaled(seconds):
+    """seconds, times TIMEOUT_SCALE: a timeout waiting on the broker."""
+    return seconds * TIMEOUT_SCALE
+
+
+def realtime(why):
+    """Skips a test under CB_BROKER_WRAPPER when its contract is real time
+    itself (credentials living a second or two, rotations racing readers),
+    which no scaled timeout keeps meaningful on a 20-50x slower broker; the
+    plain and sanitizer runs keep it."""
+    return unittest.skipIf(bool(WRAPPER), "real-time contract (%s): not "
+                           "under CB_BROKER_WRAPPER" % why)
+
+
+def _is_valgrind():
+    return bool(WRAPPER) and os.path.basename(WRAPPER[0]) == "valgrind"
+
+
+def wrapper_fd(pid, fd):
+    """True when descriptor fd of process pid is valgrind's own, not the
+    broker's: its log file, or one of those it keeps at the top of the
+    table (just under the real hard limit of open files).  Always False
+    without a valgrind wrapper."""
+    if not _is_valgrind():
+        return False
+    try:
+        target = os.readlink("/proc/%d/fd/%d" % (pid, int(fd)))
+        with open("/proc/%d/limits" % pid) as f:
+            hard = [ln.split()[4] for ln in f
+                    if ln.startswith("Max open files")][0]
+    except (OSError, IndexError):
+        return False
+    return (_under(target, VALGRIND_LOG_DIR) or
+            (hard.isdigit() and int(fd) >= int(hard) - 64))
+
+
+_vg_dir = None
+
+
+def valgrind_log_dir():
+    """This suite's valgrind log directory (VALGRIND_LOG_DIR/SUITE),
+    emptied at first use; sticky and world-writable, since a broker may
+    run as nobody (test_e2e_csi)."""
+    global _vg_dir
+    if _vg_dir is None:
+        suite = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        d = os.path.join(VALGRIND_LOG_DIR, suite)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d, exist_ok=True)
+        os.chmod(VALGRIND_LOG_DIR, 0o755)
+        os.chmod(d, 0o1777)
+        _vg_dir = d
+    return _vg_dir
+
+
+def daemon_argv(argv, tag):
+    """argv of a daemon run of the broker, behind CB_BROKER_WRAPPER when it
+    is set.  A valgrind wrapper without a --log-file of its own logs each
+    process (the daemon, and the children it forks: cb-spawner,
+    cb-unmount) to valgrind_log_dir()/TAG.PID.log; scan_valgrind_logs(TAG
+    prefix) reads them back."""
+    if not WRAPPER:
+        return list(argv)
+    pre = list(WRAPPER)
+    if _is_valgrind() and not any(a.startswith("--log-file=") for a in pre):
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", tag)
+        pre.append("--log-file=%s/%s.%%p.log" % (valgrind_log_dir(), safe))
+    return pre + list(argv)
+
+
+# What a memcheck log says when the run must fail: the summary (errors
+# include definite leaks: --errors-for-leak-kinds=definite), a definite leak
+# when the leak check ran without that option, valgrind's own crash.
+_VG_ERRORS = re.compile(r"ERROR SUMMARY: ([0-9,]+) errors")
+_VG_DEFINITE = re.compile(r"definitely lost: ([0-9,]+) bytes")
+_VG_FATAL = ("the 'impossible' happened", "Valgrind's memory management: "
+             "out of memory", "Process terminating with default action "
+             "of signal 31 (SIGSYS)")
+
+
+def scan_valgrind_logs(prefix, directory=None):
+    """[(log, reason, excerpt)] for every valgrind log in directory
+    (default: this suite's, and [] without a valgrind wrapper) whose name
+    starts with prefix and that reports an error, a definite leak or
+    valgrind's own failure.  A log without a summary (a process killed
+    with SIGKILL by its test) is not an error."""
+    if directory is None:
+        if not _is_valgrind() or _vg_dir is None:
+            return []
+        directory = _vg_dir
+    bad = []
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", prefix)
+    for name in sorted(os.listdir(directory)):
+        if not name.startswith(safe):
+            continue
+        path = os.path.join(directory, name)
+        with open(path, errors="replace") as f:
+            text = f.read()
+        reasons = []
+        m = _VG_ERRORS.search(text)
+        if m and int(m.group(1).replace(",", "")) > 0:
+            reasons.append("%s errors" % m.group(1))
+        m = _VG_DEFINITE.search(text)
+        if m and int(m.group(1).replace(",", "")) > 0:
+            reasons.append("%s bytes definitely lost" % m.group(1))
+        reasons += [f for f in _VG_FATAL if f in text]
+        if reasons:
+            bad.append((path, ", ".join(reasons),
+                        "\n".join(text.splitlines()[:120])))
+    return bad
+
+
+def assert_valgrind_clean(prefix):
+    """Raises AssertionError with the first lines of each log that
+    scan_valgrind_logs(prefix) reports."""
+    bad = scan_valgrind_logs(prefix)
+    if bad:
+        raise AssertionError("valgrind reports:\n" + "\n\n".join(
+            "--- %s: %s\n%s" % b for b in bad))
+    if _is_valgrind():
+        log("valgrind: logs of %s* clean" % prefix)
 
 
 # --- secret registry and leak checks (spec item 8, issue 6) ---------------
@@ -511,6 +656,7 @@ def as_uid(uid, op, path, gid=None, timeout=30):
     child (setgroups([]), setresgid, setresuid); returns (errno, data).
     Call it while no other threads run."""
     gid = uid if gid is None else gid
+    timeout = scaled(timeout)
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -582,7 +728,8 @@ def broker_copy_for_others():
 class Broker:
     """A running `credbroker run --config FILE`, its stderr in log_path."""
 
-    def __init__(self, cfg, cfg_path, log_path, workdir, user=None):
+    def __init__(self, cfg, cfg_path, log_path, workdir, user=None,
+                 tag="broker"):
         self.cfg = cfg
         self.cfg_path = cfg_path
         self.log_path = log_path
@@ -595,7 +742,8 @@ class Broker:
         kw = {} if user is None else dict(user=user, group=user,
                                           extra_groups=[])
         binary = BROKER if user is None else broker_copy_for_others()
-        self.proc = subprocess.Popen([binary, "run", "--config", cfg_path],
+        self.proc = subprocess.Popen(daemon_argv(
+            [binary, "run", "--config", cfg_path], tag),
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log,
                                      cwd=workdir, **kw)
@@ -658,7 +806,8 @@ class Broker:
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         """Signals the broker by PID and waits; returns its exit status
-        (None when it had to be SIGKILLed after timeout)."""
+        (None when it had to be SIGKILLed after timeout, scaled())."""
+        timeout = scaled(timeout)
         rc = None
         if self.proc.poll() is None:
             try:
@@ -705,7 +854,7 @@ class Broker:
             kw = dict(user=uid, group=uid, extra_groups=[])
             argv[0] = broker_copy_for_others()
         p = subprocess.run(argv, capture_output=True, text=True,
-                           timeout=timeout, cwd="/", **kw)
+                           timeout=scaled(timeout), cwd="/", **kw)
         with open(self.cli_log, "a") as f:
             f.write("$ %s\n%s%s[rc=%d]\n" % (" ".join(args), p.stdout,
                                             p.stderr, p.returncode))
@@ -743,7 +892,7 @@ class Broker:
         """Waits until name is active with version >= min_version and its
         files are in the mount; returns its status entry."""
         self.wait_socket(timeout)
-        end = time.monotonic() + timeout
+        end = time.monotonic() + scaled(timeout)
         last = None
         while time.monotonic() < end:
             if not self.alive():
@@ -874,6 +1023,9 @@ class BrokerTestCase(unittest.TestCase):
             if hits:
                 raise AssertionError("secrets found in the class's logs "
                                      "or files: %r" % hits)
+            # Every broker of the class has exited: its valgrind logs are
+            # complete.
+            assert_valgrind_clean(cls.__name__ + ".")
         finally:
             if cls.pg is not None:
                 cls.pg.stop()
@@ -1001,11 +1153,18 @@ class BrokerTestCase(unittest.TestCase):
         return path
 
     def start_broker(self, cfg, name="broker", user=None):
+        if _is_valgrind() and "seccomp" not in cfg:
+            # valgrind cannot pass seccomp(2) through (it fails with
+            # ENOSYS, so the broker would not start): the sandbox off, by
+            # the documented key; test_e2e_hardening and test_seccomp
+            # keep it exercised in the plain runs.
+            cfg = dict(cfg, seccomp=False)
         cfg_path = self.write_config(cfg, name + ".json")
         if user is not None:
             os.chown(cfg_path, user, user)
         b = Broker(cfg, cfg_path, os.path.join(self.tmp, name + ".log"),
-                   self.tmp, user=user)
+                   self.tmp, user=user, tag="%s.%s.%s" % (
+                       type(self).__name__, self._testMethodName, name))
         self.brokers.append(b)
         return b
 
@@ -1013,7 +1172,7 @@ class BrokerTestCase(unittest.TestCase):
         """Runs a broker expected to exit by itself; returns (rc, log)."""
         b = self.start_broker(cfg, name)
         try:
-            rc = b.proc.wait(timeout=timeout)
+            rc = b.proc.wait(timeout=scaled(timeout))
         except subprocess.TimeoutExpired:
             raise AssertionError("broker did not exit within %ds:\n%s" % (
                 timeout, b.log_tail()))

@@ -3,9 +3,11 @@
 downgrade in place of Vault, a broken service-account token file, and
 PostgreSQL killed in the middle of the transaction that creates a role.
 (The trickle, 10 MiB bodies, invalid JSON and redirects are in
-test_e2e_vault_faults.py, the wrong CA and the pin in test_e2e_vault.py,
-the kubelet's token rotation in test_e2e_vault.py, the clock jumping in
-tests/unit/test_broker.c.)
+test_e2e_vault_faults.py, the wrong CA at start-up and the pin in
+test_e2e_vault.py, the kubelet's token rotation in test_e2e_vault.py, the
+scheduler's clock arithmetic in tests/unit/test_broker.c.)  Here also: a
+Vault that turns to a certificate from another CA mid-run, and the real
+broker's wall clock jumping by hours (libfaketime).
 
 Every scenario checks the same three things: the last good credential stays
 served, and still logs in to PostgreSQL, while the fault lasts; the broker
@@ -48,12 +50,15 @@ class TlsFront:
                  version is wrong),
       "hello11"  answered, whatever the ClientHello says, with a TLS 1.1
                  ServerHello record built from bytes (what a downgrading
-                 man in the middle sends).
+                 man in the middle sends),
+      "otherca"  answered by a TLS 1.2+ server whose certificate, for the
+                 same names, comes from an unrelated CA (other=(cert, key);
+                 a man in the middle, or Vault re-keyed under the wrong CA).
     Records, per downgrade connection, the first bytes the client sent (all
     it sent, for hello11), whether a handshake completed, and the alert the
     client answered with.  Switching modes closes the piped connections."""
 
-    def __init__(self, upstream_port, cert, key):
+    def __init__(self, upstream_port, cert, key, other=None):
         self.upstream = ("127.0.0.1", upstream_port)
         self.mode = "pass"
         self.records = []
@@ -66,6 +71,10 @@ class TlsFront:
         self.port = self.sock.getsockname()[1]
         self.url = "https://127.0.0.1:%d" % self.port
         self.ctx11 = self._tls11_context(cert, key)
+        self.ctx_other = None
+        if other is not None:
+            self.ctx_other = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx_other.load_cert_chain(*other)
         self.stopping = False
         self.thread = threading.Thread(target=self._accept_loop, daemon=True)
         self.thread.start()
@@ -121,7 +130,8 @@ class TlsFront:
             with self.lock:
                 mode = self.mode
             handler = {"pass": self._pipe, "offer11": self._offer11,
-                       "hello11": self._hello11}[mode]
+                       "hello11": self._hello11,
+                       "otherca": self._otherca}[mode]
             threading.Thread(target=handler, args=(conn,),
                              daemon=True).start()
 
@@ -165,6 +175,25 @@ class TlsFront:
             rec["handshake"] = True
             rec["version"] = tls.version()
             rec["after"] = tls.recv(65536)
+            tls.close()
+        except (OSError, ssl.SSLError) as e:
+            rec["error"] = "%s: %s" % (type(e).__name__, e)
+        finally:
+            conn.close()
+            self._record(rec)
+
+    def _otherca(self, conn):
+        rec = {"mode": "otherca", "first": b"", "handshake": False,
+               "version": None, "error": None, "after": b""}
+        conn.settimeout(5)
+        try:
+            rec["first"] = conn.recv(16, socket.MSG_PEEK)
+            tls = self.ctx_other.wrap_socket(conn, server_side=True)
+            # TLS 1.3: the server's side completes before the client has
+            # checked the certificate; what follows tells.
+            rec["version"] = tls.version()
+            rec["after"] = tls.recv(65536)
+            rec["handshake"] = bool(rec["after"])
             tls.close()
         except (OSError, ssl.SSLError) as e:
             rec["error"] = "%s: %s" % (type(e).__name__, e)
@@ -322,6 +351,84 @@ class VaultFaultsTest(VaultCase):
         self.assertNotEqual(after["username"], before["username"])
         self.assert_logs_in(after)
         self.assert_logs_in(before)   # retired at its expiry, not before
+        self.assertEqual(b.stop(), 0)
+
+    # -- 1b. a certificate from another CA, mid-run --
+
+    @cbtest.realtime("a renewal before a short lease expires")
+    def test_wrong_ca_mid_run(self):
+        """Vault, once verified, turns to a certificate for the same names
+        from an unrelated CA (a man in the middle, or a re-keying gone
+        wrong), then back.  The renewal that meets it fails with a TLS
+        verification error, nothing reaches Vault, the credential stays
+        served and logs in until its expiry, and once the right
+        certificate is back the broker renews the same lease by itself,
+        before it expires, without a restart or a responder's rotate."""
+        ttl = 12
+        self.setup_roles("wrongca", token_ttl=3600, token_max_ttl=7200,
+                         default_ttl=ttl, max_ttl=600)
+        front = TlsFront(int(self.sim.address.rsplit(":", 1)[1]),
+                         self.pki.server_cert, self.pki.server_key,
+                         other=(self.pki.other_server_cert,
+                                self.pki.other_server_key))
+        self.addCleanup(front.stop)
+        cfg = self.vault_config([self.db_secret("vdb", "wrongca",
+                                                "%ds" % ttl)], "wrongca")
+        cfg["backends"]["v"]["address"] = front.url
+        b = self.start_broker(cfg)
+        st0 = b.wait_active("vdb")
+        before = self.read(b, "vdb")
+        self.assert_logs_in(before)
+        n_req = len(self.sim.requests())
+        n_rec = len(front.downgrade_records())
+
+        # The scheduled renewal (~2/3 of the TTL) meets the other CA.
+        front.set_mode("otherca")
+        st = wait_until(lambda: (lambda s: s if "TLS verification failed"
+                                 in s["last_error"] else None)(
+                                     b.secret_status("vdb")),
+                        ttl, 0.1, "a renewal failing TLS verification")
+        fault_seen = time.time()
+        cbtest.log("wrong CA: last_error %r" % st["last_error"])
+        self.assertIn("renew", st["last_error"])
+        self.assertEqual((st["state"], st["renewals"]),
+                         ("active", st0["renewals"]), st)
+        self.assert_still_served(b, "vdb", before, "wrong CA")
+        ev = [ln for ln in logfmt_events(b.log_text(), "renew_failed", "vdb")
+              if "TLS verification failed" in ln]
+        self.assertTrue(ev, "no renew_failed event naming the TLS "
+                        "verification:\n" + b.log_tail())
+        self.assertIn("errno=%d" % errno.EPERM, ev[-1])
+        recs = front.downgrade_records()[n_rec:]
+        self.assertTrue(recs, "no connection met the other CA")
+        for r in recs:
+            self.assertFalse(r["handshake"], "a request went through the "
+                             "other CA's certificate: %r" % r)
+            for m in PLAINTEXT_MARKERS:
+                self.assertNotIn(m, r["first"] + r["after"], r)
+        self.assertEqual(self.sim.requests()[n_req:], [],
+                         "a request reached Vault during the fault")
+
+        # The right certificate again: the broker renews the same lease
+        # on its own before it expires.
+        front.set_mode("pass")
+        lease_exp = cbtest.iso_to_epoch(b.lease("vdb")["expires"])
+        st = wait_until(lambda: (lambda s: s if s["renewals"] >
+                                 st0["renewals"] else None)(
+                                     b.secret_status("vdb")),
+                        max(1.0, lease_exp - time.time()), 0.1,
+                        "a renewal before the lease expires, %.1fs after "
+                        "the fault cleared" % (time.time() - fault_seen))
+        self.assertEqual((st["state"], st["failures"], st["last_error"]),
+                         ("active", 0, ""), st)
+        after = self.read(b, "vdb")
+        self.assertEqual(after["username"], before["username"])
+        self.assert_logs_in(after)
+        text = b.log_text()
+        self.assertEqual(logfmt_events(text, "expired", "vdb"), [])
+        self.note_run_secrets()
+        for pw in cbtest.passwords():
+            self.assertNotIn(pw, text)
         self.assertEqual(b.stop(), 0)
 
     # -- 2. the service-account token file --
@@ -720,6 +827,142 @@ class PgFaultsTest(cbtest.BrokerTestCase):
                    sorted(self.cb_roles()))
         self.assertRegex(b.log_text(), r"event=\w+ .*(lost|terminat|"
                          r"closed)", "the lost session is not logged")
+
+
+# --- 4. the wall clock jumping (libfaketime) ---------------------------------
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+JUMP_H = 3
+
+
+class ClockJumpTest(cbtest.BrokerTestCase):
+    """The real broker under Debian's libfaketime, its wall clock (only:
+    DONT_FAKE_MONOTONIC=1) moved through a file it re-reads on every call
+    (FAKETIME_TIMESTAMP_FILE, FAKETIME_NO_CACHE=1).  PostgreSQL keeps the
+    true time, as a database on another host would.  (The scheduler's own
+    arithmetic is in tests/unit/test_broker.c, with a fake clock.)"""
+
+    TTL = 6
+
+    def setUp(self):
+        if not os.path.exists(FAKETIME_LIB):
+            self.skipTest("no libfaketime (scripts/install-deps)")
+        super().setUp()
+        self.offset_file = os.path.join(self.tmp, "faketime")
+        self.jump(0)
+
+    def jump(self, hours):
+        """Sets the broker's wall clock to the true time plus hours."""
+        tmp = self.offset_file + ".new"
+        with open(tmp, "w") as f:
+            f.write("%+dh\n" % hours if hours else "+0\n")
+        os.replace(tmp, self.offset_file)
+
+    def start_faked(self, cfg):
+        """A broker with libfaketime preloaded: the environment is the
+        test's own plus the faketime variables, for this Popen only."""
+        env = {"LD_PRELOAD": FAKETIME_LIB,
+               "FAKETIME_TIMESTAMP_FILE": self.offset_file,
+               "FAKETIME_NO_CACHE": "1", "DONT_FAKE_MONOTONIC": "1"}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            return self.start_broker(cfg)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def watch_renewals(self, b, name, count, seen, timeout):
+        """Polls status (and reads the password, which must never fail)
+        until `count` more renewals; appends the monotonic instant of
+        each to seen."""
+        target = b.secret_status(name)["renewals"] + count
+        end = time.monotonic() + cbtest.scaled(timeout)
+        last = seen[-1][1] if seen else None
+        while time.monotonic() < end:
+            self.assertTrue(b.alive(), "broker exited:\n" + b.log_tail())
+            st = b.secret_status(name)
+            self.assertEqual(st["state"], "active", st)
+            # Readable throughout: never ENOENT, never early expiry.
+            cbtest.read_file(b.path(name, "password"))
+            if st["renewals"] != last:
+                seen.append((time.monotonic(), st["renewals"]))
+                last = st["renewals"]
+            if st["renewals"] >= target:
+                return st
+            time.sleep(0.1)
+        self.fail("%d renewals of %s not seen within %ds\n%s" % (
+            count, name, timeout, b.log_tail()))
+
+    @cbtest.realtime("a 6 s credential renewed on schedule")
+    def test_wall_clock_jumps(self):
+        """Forward by JUMP_H hours, back to JUMP_H hours behind, then
+        true again, while a 6 s PostgreSQL credential is served: the
+        broker keeps renewing the same role on its monotonic schedule
+        (every 62-72 % of the TTL), never expires or re-issues it early,
+        the files stay readable, the role keeps logging in, and the role's
+        VALID UNTIL in PostgreSQL stays about a TTL ahead of the
+        database's own clock."""
+        b = self.start_faked(self.config(secrets=[self.secret(
+            "db", ttl="%ds" % self.TTL, max_ttl="1h")]))
+        b.wait_active("db")
+        with open("/proc/%d/maps" % b.pid) as f:
+            self.assertIn("libfaketime", f.read(), "faketime not loaded")
+        before = b.read_secret("db")
+        self.assert_login_ok(before)
+        user = before["username"].strip()
+        seen = []
+        for hours, renewals in ((JUMP_H, 2), (-JUMP_H, 2), (0, 1)):
+            self.jump(hours)
+            st = self.watch_renewals(b, "db", renewals, seen, 3 * self.TTL)
+            now = b.read_secret("db")
+            self.assertEqual(now["password"], before["password"], hours)
+            self.assertEqual((st["rotations"], st["lease_id"]), (1, user),
+                             "re-issued after a %+dh jump: %r" % (hours, st))
+            self.assertEqual(st["failures"], 0, st)
+            self.assert_login_ok(now, "after a %+dh jump" % hours)
+            # The broker saw the jump: .lease.json's expiry is on its
+            # (faked) wall clock.
+            lease_exp = cbtest.iso_to_epoch(b.lease("db")["expires"])
+            self.assertAlmostEqual(lease_exp - time.time(),
+                                   hours * 3600 + self.TTL, delta=self.TTL,
+                                   msg="the broker did not see the jump")
+            # PostgreSQL's clock is the true one: the role must expire a
+            # TTL from now there, not hours off.
+            vu = self.role_valid_until(user)
+            cbtest.log("%+dh: VALID UNTIL is now%+.1fs, .lease.json "
+                       "expires now%+.1fs" % (hours, vu - time.time(),
+                                              lease_exp - time.time()))
+            self.assertGreater(vu - time.time(), 0,
+                               "the role expired in PostgreSQL after a "
+                               "%+dh jump" % hours)
+            self.assertLess(vu - time.time(), self.TTL + 2,
+                            "VALID UNTIL hours ahead after a %+dh jump"
+                            % hours)
+        # Renewals kept their monotonic schedule across every jump.
+        gaps = [round(t1 - t0, 2) for (t0, _), (t1, _) in
+                zip(seen, seen[1:])]
+        cbtest.log("renewal gaps: %r" % gaps)
+        for g in gaps:
+            self.assertGreater(g, 0.55 * self.TTL, gaps)
+            self.assertLess(g, 0.8 * self.TTL, gaps)
+        text = b.log_text()
+        for ev in ("expired", "renew_too_late", "revoked_upstream",
+                   "renew_failed", "issue_failed"):
+            self.assertEqual(logfmt_events(text, ev), [], ev)
+        # The sandbox was on (libfaketime's file reads are allowed calls),
+        # and each jump is named, as the skew PostgreSQL's clock shows.
+        self.assertIn("seccomp=kill", text)
+        skews = [int(ln.split("skew_s=")[1].split()[0]) for ln in
+                 logfmt_events(text, "pg_clock_skew")]
+        self.assertEqual(len(skews), 3, skews)
+        for got, want in zip(skews, (-JUMP_H * 3600, JUMP_H * 3600, 0)):
+            self.assertLessEqual(abs(got - want), 1, skews)
+        self.assertEqual(self.cb_roles().keys(), {user})
+        self.assertEqual(b.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -600,6 +600,8 @@ if __name__ != "__main__" or sys.argv[1:2] != ["--reader"]:
 
     class LoadTest(cbtest.BrokerTestCase):
 
+        @cbtest.realtime("2 s credentials under 256 readers, bounded "
+                         "status latency")
         def test_readers_rotations_abusers_revoke(self):
             cfg = self.config(secrets=[self.secret("db", ttl="%ds" % TTL,
                                                    max_ttl="%ds" % MAX_TTL)],

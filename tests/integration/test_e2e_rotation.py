@@ -92,6 +92,7 @@ class RotationTest(cbtest.BrokerTestCase):
                                  % (t_gone - old_exp))
         self.assertEqual(b.stop(), 0)
 
+    @cbtest.realtime("ttl 1s")
     def test_short_ttl_lives_its_ttl(self):
         """ttl 1s is allowed: each credential must then live about 1s, be
         replaced at ~2/3 of it, and the files must never go missing."""
@@ -126,6 +127,7 @@ class RotationTest(cbtest.BrokerTestCase):
                          "rotations")
         self.assertEqual(b.stop(), 0)
 
+    @cbtest.realtime("ttl 2s, readers racing rotations")
     def test_readers_across_rotations(self):
         # ttl == max_ttl: every refresh is a rotation, every ~1.3 s.
         cfg = self.config(secrets=[self.secret("db", ttl="2s",

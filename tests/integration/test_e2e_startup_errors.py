@@ -109,9 +109,11 @@ class StartupErrorsTest(cbtest.BrokerTestCase):
         self.assertEqual(p.returncode, EXIT_CONFIG, p.stderr)
         self.assertIn("broken.json", p.stderr)
         # Missing config file.
-        p = subprocess.run([BROKER, "run", "--config",
-                            os.path.join(self.tmp, "nope.json")],
-                           capture_output=True, text=True, timeout=30)
+        p = subprocess.run(cbtest.daemon_argv(
+            [BROKER, "run", "--config", os.path.join(self.tmp, "nope.json")],
+            "StartupErrorsTest.missing_config"),
+                           capture_output=True, text=True,
+                           timeout=cbtest.scaled(30))
         self.assertEqual(p.returncode, EXIT_CONFIG, p.stderr)
         self.assertIn("nope.json", p.stderr)
 

@@ -168,6 +168,7 @@ class VaultTest(VaultCase):
         self.assertGreaterEqual(len(seen), 2, "leases not re-issued under "
                                 "the new token")
 
+    @cbtest.realtime("Vault tokens of 2-3 s, a JWT of 8 s")
     def test_service_account_token_rotated(self):
         """The first JWT expires 8 s after start; the kubelet writes a new
         one.  Logins after that only succeed with the file re-read."""

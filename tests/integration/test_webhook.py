@@ -53,9 +53,10 @@ APPLY_PATCH = os.path.join(NODE_DIR, "apply_patch.mjs")
 INJECTED_PODS = ("pod-existing-init.in.json", "pod-privileged-mode.in.json")
 MIB = 1024 * 1024
 SKIP_STATUS = 77
-START_TIMEOUT = 30      # s, until /healthz answers
-RELOAD_TIMEOUT = 10     # s, "within a few seconds"
-STOP_TIMEOUT = 10       # s, SIGTERM to exit
+# Scaled under CB_BROKER_WRAPPER (cbtest.TIMEOUT_SCALE: valgrind).
+START_TIMEOUT = cbtest.scaled(30)      # s, until /healthz answers
+RELOAD_TIMEOUT = cbtest.scaled(10)     # s, "within a few seconds"
+STOP_TIMEOUT = cbtest.scaled(10)       # s, SIGTERM to exit
 
 
 # --- is there a webhook command at all? --------------------------------------
@@ -314,7 +315,9 @@ class Webhook:
             self._logf = open(self.log_path, "ab")
             self._logf.write(("--- %s\n" % " ".join(argv)).encode())
             self._logf.flush()
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(cbtest.daemon_argv(
+                argv, "webhook.%s" % os.path.basename(self.dir)),
+                                         stdin=subprocess.DEVNULL,
                                          stdout=self._logf,
                                          stderr=subprocess.STDOUT)
             try:
@@ -370,7 +373,9 @@ class Webhook:
                 pass
 
     def cleanup(self):
-        self.kill()
+        # SIGTERM first: a webhook under valgrind reports its leaks only
+        # when it exits by itself.
+        self.stop()
         if self._logf:
             self._logf.close()
             self._logf = None
@@ -401,6 +406,7 @@ class Webhook:
         --data-binary @body_file] EXTRA https://localhost:PORT/PATH"""
         self._n += 1
         out = os.path.join(self.dir, "curl-%d.out" % self._n)
+        timeout = cbtest.scaled(timeout)
         argv = ["curl", "--cacert", ca or self.pki.ca_cert, "-sS",
                 "--max-time", str(timeout),
                 "--resolve", "localhost:%d:127.0.0.1" % self.port,
@@ -447,6 +453,9 @@ class WebhookCase(unittest.TestCase):
     def prepare_class(cls):
         ensure_tools()
         cls.tmp = tempfile.mkdtemp(prefix="cb-webhook-")
+        # Class clean-ups run last first: this one after every webhook
+        # of the class has been stopped.
+        cls.addClassCleanup(cbtest.assert_valgrind_clean, "webhook.")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
         cls.pki = TestPki(os.path.join(cls.tmp, "pki"))
 

@@ -451,6 +451,30 @@ START_TEST(test_broker_refusal_waits_the_cap)
 }
 END_TEST
 
+/* ... but not past the expiry of a credential still served: a TLS
+ * verification failure that clears (the wrong CA gone) is retried before
+ * the credential dies, and the renewal keeps it. */
+START_TEST(test_broker_refusal_retried_before_expiry)
+{
+	struct broker *b = make_broker("30s", "1h");
+	uint64_t start = now_usec;
+
+	run_at(b, now_usec);
+	fake.renew_result = -EPERM;
+	run_until(b, start + 23 * SEC);
+	ck_assert_uint_eq(b->secrets[0].failures, 1);
+	ck_assert_uint_eq(b->secrets[0].renewals, 0);
+	fake.renew_result = 0;
+	run_until(b, start + 30 * SEC - 1);
+	ck_assert_uint_eq(b->secrets[0].renewals, 1);
+	ck_assert_uint_eq(b->secrets[0].failures, 0);
+	run_until(b, start + 31 * SEC);
+	ck_assert_int_eq(b->secrets[0].state, SECRET_ACTIVE);
+	ck_assert(b->secrets[0].has_lease);
+	broker_free(b);
+}
+END_TEST
+
 START_TEST(test_broker_serves_last_good_until_expiry_only)
 {
 	struct broker *b = make_broker("30s", "1h");
@@ -956,9 +980,9 @@ static unsigned run_until_steps(struct broker *b, uint64_t t)
  * the credential stays until its renewal at ~2/3 of the TTL, which comes
  * on time, and from then on every renewal does; no extra issue, no
  * revocation, a bounded number of jobs. */
-static void check_jump_keeps_schedule(int64_t jump)
+static void check_jump_keeps_schedule(int64_t jump, const char *max_ttl)
 {
-	struct broker *b = make_jumpy_broker("fakeid", "30s", "24h");
+	struct broker *b = make_jumpy_broker("fakeid", "30s", max_ttl);
 	uint64_t start = now_usec;
 	unsigned steps;
 
@@ -994,13 +1018,22 @@ static void check_jump_keeps_schedule(int64_t jump)
 
 START_TEST(test_broker_wall_jump_forward_keeps_schedule)
 {
-	check_jump_keeps_schedule(HOUR);
+	check_jump_keeps_schedule(HOUR, "24h");
+}
+END_TEST
+
+/* A jump past the max TTL (by the wall clock): the renewal must not read
+ * the lease's unchanged max_wall against the jumped clock as past (it
+ * once expired and dropped the live credential at its first renewal). */
+START_TEST(test_broker_wall_jump_past_max_ttl_keeps_schedule)
+{
+	check_jump_keeps_schedule(3 * HOUR, "1h");
 }
 END_TEST
 
 START_TEST(test_broker_wall_jump_back_keeps_schedule)
 {
-	check_jump_keeps_schedule(-HOUR);
+	check_jump_keeps_schedule(-HOUR, "24h");
 }
 END_TEST
 
@@ -1135,6 +1168,7 @@ static Suite *broker_suite(void)
 		       test_broker_rotates_near_max_ttl_and_retires_at_expiry);
 	tcase_add_test(tc, test_broker_backs_off_and_recovers);
 	tcase_add_test(tc, test_broker_refusal_waits_the_cap);
+	tcase_add_test(tc, test_broker_refusal_retried_before_expiry);
 	tcase_add_test(tc, test_broker_serves_last_good_until_expiry_only);
 	tcase_add_test(tc, test_broker_revoke_freezes_until_unfreeze);
 	tcase_add_test(tc, test_broker_readers_grow_to_the_cap);
@@ -1151,6 +1185,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, test_broker_every_key_keeps_file_indexes);
 	tcase_add_test(tc, test_broker_overlap_revokes_old_credential_early);
 	tcase_add_test(tc, test_broker_wall_jump_forward_keeps_schedule);
+	tcase_add_test(tc, test_broker_wall_jump_past_max_ttl_keeps_schedule);
 	tcase_add_test(tc, test_broker_wall_jump_back_keeps_schedule);
 	tcase_add_test(tc,
 		       test_broker_wall_jump_forward_outage_expires_on_time);

@@ -172,6 +172,7 @@ static const char full_config[] =
     "          'readers':[1000,1001]},"
     " 'control':{'socket':'/run/cb/ctl.sock','responders':[0,2000]},"
     " 'revoke_on_exit':false,"
+    " 'seccomp':false,"
     " 'log_level':'debug',"
     " 'backends':{'f':{'type':'fake','url':'https://x'},"
     "             'b2':{'type':'bare'}},"
@@ -198,6 +199,7 @@ START_TEST(test_config_full_valid)
 	ck_assert_uint_eq(c->responder_count, 2);
 	ck_assert_uint_eq(c->responders[1], 2000);
 	ck_assert(!c->revoke_on_exit);
+	ck_assert(!c->seccomp);
 	ck_assert_int_eq(c->log_level, LOG_LEVEL_DEBUG);
 	ck_assert_uint_eq(c->backend_count, 2);
 	ck_assert_str_eq(c->backends[0].name, "f");
@@ -244,6 +246,7 @@ START_TEST(test_config_defaults)
 	ck_assert_str_eq(c->control_socket, "/run/credbroker/control.sock");
 	ck_assert_uint_eq(c->responder_count, 0);
 	ck_assert(c->revoke_on_exit);
+	ck_assert(c->seccomp); /* the sandbox is on unless switched off */
 	ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
 	s = &c->secrets[0];
 	ck_assert_uint_eq(s->max_ttl_usec, s->ttl_usec);
@@ -355,6 +358,10 @@ static const struct bad_case bad_cases[] = {
      -EINVAL, "control.socket: expected an absolute path"},
     {"{'revoke_on_exit':'yes'," MOUNT "," FAKE "," SECRET("") "}", -EINVAL,
      "revoke_on_exit: expected true or false"},
+    {"{'seccomp':'off'," MOUNT "," FAKE "," SECRET("") "}", -EINVAL,
+     "seccomp: expected true or false"},
+    {"{'seccomp':0," MOUNT "," FAKE "," SECRET("") "}", -EINVAL,
+     "seccomp: expected true or false"},
     {"{'log_level':'verbose'," MOUNT "," FAKE "," SECRET("") "}", -EINVAL,
      "log_level: expected \"debug\", \"info\" or \"warn\""},
     /* backends */

@@ -10,6 +10,19 @@
 #include "kv.h"
 #include "secret.h"
 
+/* "start-end ..." of an smaps header line. */
+static bool mapping_range(const char *line, unsigned long *start,
+			  unsigned long *end)
+{
+	char *p;
+
+	*start = strtoul(line, &p, 16);
+	if (*p != '-')
+		return false;
+	*end = strtoul(p + 1, &p, 16);
+	return *p == ' ';
+}
+
 /* The mapping that holds addr shows flag (" dd": not dumped, " lo":
  * locked) in its VmFlags in /proc/self/smaps. */
 static bool mapping_has_flag(const void *addr, const char *flag)
@@ -25,8 +38,8 @@ static bool mapping_has_flag(const void *addr, const char *flag)
 		 * field lines with a capitalised name. */
 		if ((line[0] >= '0' && line[0] <= '9') ||
 		    (line[0] >= 'a' && line[0] <= 'f'))
-			in = sscanf(line, "%lx-%lx", &start, &end) == 2 &&
-			     a >= start && a < end;
+			in = mapping_range(line, &start, &end) && a >= start &&
+			     a < end;
 		if (in && strncmp(line, "VmFlags:", 8) == 0 &&
 		    strstr(line, flag) != NULL)
 			found = true;
