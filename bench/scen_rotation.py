@@ -314,19 +314,21 @@ def _rows(ctx, res, lat):
         notes.append(
             "publish -> first read: the publish call itself is short (each "
             "row), and so, measured with fs_flush_invalidations() (the "
-            "+flush rows), is the invalidation: p50 %s ms for the ~36 "
-            "notifications fs_inval_slot sends per rotation (one "
-            "inval_inode per STORE_MAX_FILES index, present or not).  "
-            "Most of the latency is the first open+read+close of "
-            "the new version (each row): the kernel has nothing cached for "
-            "the new inode, so it takes LOOKUP, OPEN (audited), READ and "
-            "FLUSH round trips to the broker, each a wake-up of a broker "
-            "thread on a busy 2-core machine.  What would close it: fewer "
-            "round trips on that first open (push the new version's pages "
-            "with fuse_lowlevel_notify_store() at publish so READ is not "
-            "needed; answer FLUSH with ENOSYS), fewer notifications per "
-            "rotation (only the inodes that exist), and a quieter machine: "
-            "tmpfs's own tail in the same run shows how much is load." %
+            "+flush rows), is the invalidation: p50 %s ms for the few "
+            "notifications fs_inval_slot sends per rotation (the old "
+            "names, ..data, vanished ..vN directories, the directory).  "
+            "Most of the latency is the first open+read+close of the new "
+            "version: the kernel has nothing cached for the new inode, so "
+            "it takes LOOKUP, OPEN (audited) and READ round trips to the "
+            "broker.  A miss in fast mode on the reader's own core is the "
+            "reader itself: it loops on page-cache hits without ever "
+            "blocking, so the invalidation thread on that core waits for "
+            "the scheduler to preempt it (a few ms); an application that "
+            "does anything else between reads does not starve it.  What "
+            "would close the rest: pushing the new version's pages with "
+            "fuse_lowlevel_notify_store() at publish so READ is not needed, "
+            "and a quieter machine: tmpfs's own tail in the same run shows "
+            "how much is load." %
             ", ".join("%s %s" % (k.split()[0].split("/")[1], _f(v))
                       for k, v in sorted(inval.items())))
     if any(m.startswith("stale reads") for m in missed):

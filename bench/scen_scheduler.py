@@ -79,7 +79,8 @@ def spread_rows(spread):
                 peak, mean, 0.1 * ttl, sum(1 for c in counts if c == 0),
                 len(counts), "" if judged else "; mean under %d/s: not "
                 "judged (chance dominates)" % MIN_JUDGED_RATE)))
-        # The same with a continuous jitter (what a fix would give).
+        # A uniform random renewal point, for reference: what
+        # sched_renew_at approximates in parts per million.
         rng = random.Random(ttl)
         first = int(ttl * 0.62)
         model = [0] * len(counts)
@@ -88,11 +89,12 @@ def spread_rows(spread):
             if 0 <= at - first < len(model):
                 model[at - first] += 1
         rows.append(cb.row(
-            "renewal spread with continuous jitter (model), TTL %d s" % ttl,
+            "renewal spread, uniform random point (reference), TTL %d s" %
+            ttl,
             max(model) / mean, "x", "<= 2" if judged else None,
             max(model) / mean <= 2 if judged else None,
-            "renewal point uniform in [62 %, 72 %] of the TTL at full "
-            "resolution instead of 101 permille steps", model=True))
+            "renewal point drawn uniform in [62 %, 72 %] of the TTL: the "
+            "spread chance alone gives", model=True))
         if ttl == 3600:
             hist = (ttl, first, counts, model, mean)
     return rows, hist
@@ -123,13 +125,10 @@ def report(ctx, res):
     rows += srows
     if any(r["pass"] is False and not r["model"] for r in srows):
         notes.append(
-            "Renewals bunch: sched_renew_at() picks 620 + rnd % 101 "
-            "permille of the lifetime, only 101 distinct points, so for a "
-            "TTL over 100 s the renewals of leases issued together land on "
-            "101 instants TTL/1000 apart and the busiest second carries "
-            "several times the mean rate.  What would close it: jitter at "
-            "full resolution, e.g. start + life * 62 / 100 + (life / 10) * "
-            "rnd / 2^32 (the model rows).")
+            "Renewals bunch more than a uniform random point would (the "
+            "reference rows): sched_renew_at() picks its point in parts "
+            "per million of the lifetime from one 32-bit random number; "
+            "look for a pattern in the plot.")
     for (a, b), target in RATIO_TARGETS.items():
         if hold[b] / hold[a] > target:
             notes.append(
@@ -188,6 +187,6 @@ def plot_hist(ctx, ttl, first, counts, model, mean):
               "set key top right\n"
               "plot $h using 1:2 with impulses lw 2 title "
               "'sched_renew_at', $h using 1:3 with lines title "
-              "'continuous jitter (model)', %g with lines dt 2 lc rgb 'red' "
+              "'uniform random (reference)', %g with lines dt 2 lc rgb 'red' "
               "title '2x mean'\n" % (SPREAD_N, ttl, 2 * mean))
     return cb.gnuplot(ctx, "scheduler_spread.png", script, {"$h": data})
