@@ -397,7 +397,11 @@ static int aws_issue_credentials(struct backend *b,
 	int r;
 
 	/* The configured duration (checked against STS's bounds at parse
-	 * time), else the secret's ttl within those bounds. */
+	 * time), else the secret's ttl, never past the secret's max_ttl
+	 * (AWS cannot revoke the keys: they must not outlive the lease),
+	 * within STS's bounds. */
+	if (duration > req->max_ttl_usec)
+		duration = req->max_ttl_usec;
 	if (duration < AWS_MIN_SESSION)
 		duration = AWS_MIN_SESSION;
 	if (duration > AWS_MAX_SESSION)

@@ -86,6 +86,13 @@ def finish_app(p):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def reap(proc):
+    """Kills proc (a Popen, or None) if it is still running."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def one_broker(ctx, wd, pg):
     cfg = cb.broker_config(wd, [cb.pg_secret("db")], {"pg": cb.pg_backend(pg)})
     b = cb.Broker(ctx, wd, cfg, name="cold")
@@ -97,9 +104,7 @@ def one_broker(ctx, wd, pg):
         if res.get("cred"):
             res["login"] = pg.login_works(res["cred"])
     finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
+        reap(app)
         stop_s = b.stop()
     res["t0"] = t0
     res["stop_s"] = stop_s
@@ -126,12 +131,8 @@ def one_min(ctx, wd, pg):
         if res.get("cred"):
             res["login"] = pg.login_works(res["cred"])
     finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-        if mc is not None and mc.poll() is None:
-            mc.kill()
-            mc.wait()
+        reap(app)
+        reap(mc)
     pg.drop_roles("cbm\\_%")
     res["t0"] = t0
     return res

@@ -72,6 +72,15 @@ int freeze_save(const char *path, const json_t *frozen, struct errmsg *err)
 	/* Into our own buffer, not jansson's allocator's. */
 	n = root ? json_dumpb(root, NULL, 0, JSON_INDENT(1) | JSON_SORT_KEYS)
 		 : 0;
+	/* A file the next start would refuse to load must not replace one it
+	 * can (only a list loaded from a tampered file gets this large). */
+	if (n > FREEZE_MAX_BYTES) {
+		json_decref(root);
+		return errmsg_set(err, -EMSGSIZE,
+				  "state_file: %s: the freeze list would pass "
+				  "%d bytes",
+				  path, FREEZE_MAX_BYTES);
+	}
 	text = n > 0 ? malloc(n + 1) : NULL;
 	if (text != NULL) {
 		(void)json_dumpb(root, text, n,
@@ -81,15 +90,6 @@ int freeze_save(const char *path, const json_t *frozen, struct errmsg *err)
 	json_decref(root);
 	if (text == NULL)
 		return errmsg_set(err, -ENOMEM, "out of memory");
-	/* A file the next start would refuse to load must not replace one it
-	 * can (only a list loaded from a tampered file gets this large). */
-	if (n > FREEZE_MAX_BYTES) {
-		free(text);
-		return errmsg_set(err, -EMSGSIZE,
-				  "state_file: %s: the freeze list would pass "
-				  "%d bytes",
-				  path, FREEZE_MAX_BYTES);
-	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 		  0600);
 	r = fd < 0 ? -errno : freeze_write(fd, text);

@@ -322,24 +322,29 @@ START_TEST(test_aws_credentials_duration)
 	static const struct step sts[] = {{"sts", 200, STS_OK("ASIAAPP", "t")},
 					  {"sts", 200, STS_OK("ASIAAPP", "t")},
 					  {"sts", 200, STS_OK("ASIAAPP", "t")},
+					  {"sts", 200, STS_OK("ASIAAPP", "t")},
 					  {"sts", 200, STS_OK("ASIAAPP", "t")}};
 	struct errmsg err = {{0}};
 
-	script(sts, 4);
+	script(sts, 5);
 	cred_cfg.duration_usec = 7200 * USEC;
-	ck_assert_int_eq(issue(&cred_cfg, 900 * USEC, NULL, &err), 0);
+	ck_assert_int_eq(issue(&cred_cfg, 3 * 3600 * USEC, NULL, &err), 0);
 	ck_assert_ptr_nonnull(
 	    strstr(fake.seen[0].body, "&DurationSeconds=7200&"));
+	/* Never past the lease's max_ttl (here = ttl). */
+	ck_assert_int_eq(issue(&cred_cfg, 3600 * USEC, NULL, &err), 0);
+	ck_assert_ptr_nonnull(
+	    strstr(fake.seen[1].body, "&DurationSeconds=3600&"));
 	cred_cfg.duration_usec = 0;
 	ck_assert_int_eq(issue(&cred_cfg, 1800 * USEC, NULL, &err), 0);
 	ck_assert_ptr_nonnull(
-	    strstr(fake.seen[1].body, "&DurationSeconds=1800&"));
+	    strstr(fake.seen[2].body, "&DurationSeconds=1800&"));
 	ck_assert_int_eq(issue(&cred_cfg, 60 * USEC, NULL, &err), 0);
 	ck_assert_ptr_nonnull(
-	    strstr(fake.seen[2].body, "&DurationSeconds=900&"));
+	    strstr(fake.seen[3].body, "&DurationSeconds=900&"));
 	ck_assert_int_eq(issue(&cred_cfg, 100 * 3600 * USEC, NULL, &err), 0);
 	ck_assert_ptr_nonnull(
-	    strstr(fake.seen[3].body, "&DurationSeconds=43200&"));
+	    strstr(fake.seen[4].body, "&DurationSeconds=43200&"));
 	all_answered();
 }
 END_TEST
