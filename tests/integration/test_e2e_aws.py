@@ -602,13 +602,21 @@ class AwsTest(cbtest.BrokerTestCase):
     # -- faults and incident response --
 
     def test_duration_is_what_sts_is_asked(self):
-        b = self.start_broker(self.aws_config([self.app_secret(
-            duration="30m")]))
-        b.wait_active("aws")
-        self.read_creds(b, "aws")
-        calls = [c for c in self.sts_calls()
-                 if c["role_session_name"] == "app-keys"]
-        self.assertEqual(calls[-1]["duration_seconds"], 1800)
+        """duration is asked of STS, but never past the secret's max_ttl
+        (keys AWS cannot revoke must not outlive the lease)."""
+        long_ = self.app_secret(duration="30m")
+        long_["max_ttl"] = "1h"
+        capped = self.app_secret("capped", duration="30m")
+        capped["aws"]["role_session_name"] = "capped-keys"
+        capped["max_ttl"] = "20m"
+        b = self.start_broker(self.aws_config([long_, capped]))
+        for name, session, want in (("aws", "app-keys", 1800),
+                                    ("capped", "capped-keys", 1200)):
+            b.wait_active(name)
+            self.read_creds(b, name)
+            calls = [c for c in self.sts_calls()
+                     if c["role_session_name"] == session]
+            self.assertEqual(calls[-1]["duration_seconds"], want, name)
 
     def test_denied_session_assumes_the_role_again(self):
         """A responder's deny on aws:TokenIssueTime refuses the broker's own
